@@ -1,0 +1,199 @@
+// Logger implementation: filter parsing, line rendering, one write per line.
+#include "core/log.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cctype>
+#include <mutex>
+
+namespace ztunnel::log {
+namespace {
+
+constexpr std::string_view kLevelNames[] = {"trace", "debug", "info", "warn", "error", "off"};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// `target` is covered by directive `prefix` when equal or when it continues
+// with "::" (Rust module paths) or "." right after the prefix.
+bool covers(std::string_view prefix, std::string_view target) {
+  if (!target.starts_with(prefix)) return false;
+  if (target.size() == prefix.size()) return true;
+  std::string_view rest = target.substr(prefix.size());
+  return rest.starts_with("::") || rest.starts_with(".");
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += fmt::format("\\u{:04x}", c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// Plain-format values are quoted only when they would otherwise be ambiguous.
+void append_plain_value(std::string& out, std::string_view v) {
+  bool needs_quotes = v.empty() || v.find_first_of(" \t\"=\n") != std::string_view::npos;
+  if (needs_quotes) {
+    append_json_string(out, v);
+  } else {
+    out.append(v);
+  }
+}
+
+std::string timestamp_now() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
+  std::time_t t = std::chrono::system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:06}Z", buf, micros);
+}
+
+}  // namespace
+
+std::string_view level_name(Level level) { return kLevelNames[static_cast<int>(level)]; }
+
+core::Result<Level> parse_level(std::string_view text) {
+  std::string lower;
+  for (char c : trim(text)) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (lower == "warning") lower = "warn";
+  for (int i = 0; i <= static_cast<int>(Level::kOff); ++i) {
+    if (lower == kLevelNames[i]) return static_cast<Level>(i);
+  }
+  return core::Error{fmt::format("unknown log level \"{}\" (expected off, error, warn, info, debug or trace)", text)};
+}
+
+core::Result<Format> parse_format(std::string_view text) {
+  if (text == "plain" || text.empty()) return Format::kPlain;
+  if (text == "json") return Format::kJson;
+  return core::Error{fmt::format("unknown log format \"{}\" (expected plain or json)", text)};
+}
+
+core::Result<Filter> Filter::parse(std::string_view spec) {
+  Filter f;
+  f.spec_ = std::string(trim(spec));
+  std::string_view rest = f.spec_;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view clause = trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    if (clause.empty()) continue;
+    size_t eq = clause.find('=');
+    if (eq == std::string_view::npos) {
+      // A bare word is either a level (the default) or a target at trace.
+      auto level = parse_level(clause);
+      if (level) {
+        f.default_level_ = *level;
+      } else {
+        f.directives_.push_back({std::string(clause), Level::kTrace});
+      }
+      continue;
+    }
+    std::string_view target = trim(clause.substr(0, eq));
+    auto level = parse_level(clause.substr(eq + 1));
+    if (target.empty()) {
+      return core::Error{fmt::format("log filter clause \"{}\" has no target before '='", clause)};
+    }
+    if (!level) return level.error();
+    f.directives_.push_back({std::string(target), *level});
+  }
+  f.most_verbose_ = f.default_level_;
+  for (const auto& d : f.directives_) f.most_verbose_ = std::min(f.most_verbose_, d.level);
+  std::stable_sort(f.directives_.begin(), f.directives_.end(),
+                   [](const Directive& a, const Directive& b) { return a.target.size() > b.target.size(); });
+  return f;
+}
+
+Level Filter::level_for(std::string_view target) const {
+  for (const auto& d : directives_) {
+    if (covers(d.target, target)) return d.level;
+  }
+  return default_level_;
+}
+
+Logger::Logger() : filter_(std::make_shared<const Filter>(*Filter::parse("info"))) {}
+
+void Logger::set_filter(Filter filter) {
+  Level least = filter.most_verbose();
+  filter_.store(std::make_shared<const Filter>(std::move(filter)));
+  min_level_.store(least);
+}
+
+std::string Logger::render(Level level, std::string_view target, std::string_view message,
+                           std::initializer_list<Field> fields) const {
+  std::string line;
+  line.reserve(96 + message.size());
+  if (format_.load() == Format::kJson) {
+    line += "{\"level\":";
+    append_json_string(line, level_name(level));
+    line += ",\"time\":";
+    append_json_string(line, timestamp_now());
+    line += ",\"scope\":";
+    append_json_string(line, target);
+    line += ",\"message\":";
+    append_json_string(line, message);
+    for (const Field& f : fields) {
+      line.push_back(',');
+      append_json_string(line, f.key);
+      line.push_back(':');
+      append_json_string(line, f.value);
+    }
+    line += "}\n";
+  } else {
+    line += timestamp_now();
+    line += fmt::format("\t{}\t{}\t", level_name(level), target);
+    line.append(message);
+    for (const Field& f : fields) {
+      line.push_back(' ');
+      line.append(f.key);
+      line.push_back('=');
+      append_plain_value(line, f.value);
+    }
+    line.push_back('\n');
+  }
+  return line;
+}
+
+void Logger::write(Level level, std::string_view target, std::string_view message,
+                   std::initializer_list<Field> fields) {
+  std::string line = render(level, target, message, fields);
+  static std::mutex write_mutex;  // keeps lines from interleaving on one fd
+  std::lock_guard lock(write_mutex);
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_.load(), p, left);
+    if (n <= 0) return;  // nowhere else to report a failing log sink
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+Logger& logger() {
+  static Logger instance;
+  return instance;
+}
+
+}  // namespace ztunnel::log

@@ -1,0 +1,77 @@
+// Unit tests for log filters and line rendering.
+#include "core/log.h"
+
+#include "support/testing.h"
+
+namespace ztunnel::log {
+
+TEST_CASE("a bare level sets the default for every target") {
+  auto f = Filter::parse("debug");
+  REQUIRE(f);
+  CHECK(f->level_for("xds") == Level::kDebug);
+  CHECK(f->level_for("") == Level::kDebug);
+}
+
+TEST_CASE("target directives override the default, longest prefix first") {
+  auto f = Filter::parse("warn,xds=debug,xds::client=trace,access=off");
+  REQUIRE(f);
+  CHECK(f->level_for("proxy") == Level::kWarn);
+  CHECK(f->level_for("xds") == Level::kDebug);
+  CHECK(f->level_for("xds::client") == Level::kTrace);
+  CHECK(f->level_for("xds.other") == Level::kDebug);
+  CHECK(f->level_for("xdsx") == Level::kWarn);
+  CHECK(f->level_for("access") == Level::kOff);
+  CHECK(f->most_verbose() == Level::kTrace);
+}
+
+TEST_CASE("Istio's default RUST_LOG string parses") {
+  auto f = Filter::parse("hickory_server::server=off,info");
+  REQUIRE(f);
+  CHECK(f->level_for("hickory_server::server") == Level::kOff);
+  CHECK(f->level_for("proxy") == Level::kInfo);
+}
+
+TEST_CASE("a bad level in a filter is an error naming it") {
+  auto f = Filter::parse("xds=loud");
+  REQUIRE_FALSE(f);
+  CHECK(f.error().message.find("loud") != std::string::npos);
+  CHECK_FALSE(Filter::parse("=debug"));
+}
+
+TEST_CASE("levels and formats parse case-insensitively where Istio allows") {
+  CHECK(*parse_level("WARN") == Level::kWarn);
+  CHECK(*parse_level("warning") == Level::kWarn);
+  CHECK(*parse_format("json") == Format::kJson);
+  CHECK(*parse_format("plain") == Format::kPlain);
+  CHECK_FALSE(parse_format("xml"));
+}
+
+TEST_CASE("JSON lines escape values and carry scope, level and fields") {
+  Logger l;
+  l.set_format(Format::kJson);
+  std::string line = l.render(Level::kInfo, "access", "connection \"complete\"",
+                              {{"src.addr", "10.0.0.1:80"}, {"note", "a\nb"}});
+  CHECK(line.starts_with("{\"level\":\"info\",\"time\":\""));
+  CHECK(line.find("\"scope\":\"access\"") != std::string::npos);
+  CHECK(line.find("\"message\":\"connection \\\"complete\\\"\"") != std::string::npos);
+  CHECK(line.find("\"src.addr\":\"10.0.0.1:80\"") != std::string::npos);
+  CHECK(line.find("\"note\":\"a\\nb\"") != std::string::npos);
+  CHECK(line.ends_with("}\n"));
+}
+
+TEST_CASE("plain lines quote only ambiguous values") {
+  Logger l;
+  std::string line = l.render(Level::kWarn, "proxy", "denied", {{"a", "x"}, {"b", "two words"}});
+  CHECK(line.find("\twarn\tproxy\tdenied a=x b=\"two words\"\n") != std::string::npos);
+}
+
+TEST_CASE("the logger's filter can be swapped at runtime") {
+  Logger l;
+  CHECK_FALSE(l.enabled(Level::kDebug, "xds"));
+  l.set_filter(*Filter::parse("info,xds=debug"));
+  CHECK(l.enabled(Level::kDebug, "xds"));
+  CHECK_FALSE(l.enabled(Level::kDebug, "proxy"));
+  CHECK(l.filter()->spec() == "info,xds=debug");
+}
+
+}  // namespace ztunnel::log
