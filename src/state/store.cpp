@@ -178,8 +178,8 @@ std::optional<Address> Snapshot::find_hostname(const NamespacedHostname& name) c
   return std::nullopt;
 }
 
-std::map<std::string, std::map<std::string, Endpoint>> Snapshot::staged_endpoints() const {
-  std::map<std::string, std::map<std::string, Endpoint>> out;
+std::map<std::string, EndpointMap> Snapshot::staged_endpoints() const {
+  std::map<std::string, EndpointMap> out;
   contributed_endpoints_.for_each(
       [&](const std::string& key, const std::shared_ptr<EndpointSet>& eps) {
         if (!services_by_key_.find(key)) out.emplace(key, *eps);
@@ -261,9 +261,10 @@ class SnapshotBuilder {
   };
 
   void remove_workload(const WorkloadPtr& old);
-  void add_contribution(const std::string& key, Endpoint endpoint);
+  void add_contribution(const std::string& key, EndpointPtr endpoint);
   void remove_contribution(const std::string& key, const std::string& uid);
-  ServicePtr with_endpoints(const Service& base, const std::string& key) const;
+  // `declared` plus the health-filtered endpoints workloads contribute.
+  ServicePtr with_endpoints(const Service& declared, const std::string& key) const;
   void index_service(const ServicePtr& s);
   void unindex_service(const Service& s);
   void reindex_in_place(const ServicePtr& s);
@@ -288,8 +289,12 @@ void SnapshotBuilder::upsert_workload(Workload workload) {
       next_.workloads_by_address_[index_key({w->network, ip})].push_back(w);
     }
   }
-  next_.workloads_by_name_[service_key(w->namespace_, w->name)].push_back(w);
-  for (auto& [key, endpoint] : endpoints_of(*w)) add_contribution(key, std::move(endpoint));
+  // Nameless workloads (some WorkloadEntries) cannot be a proxy's own
+  // workload; leaving them out keeps one huge "ns/" entry from forming.
+  if (!w->name.empty()) next_.workloads_by_name_[service_key(w->namespace_, w->name)].push_back(w);
+  for (auto& [key, endpoint] : endpoints_of(*w)) {
+    add_contribution(key, std::make_shared<const Endpoint>(std::move(endpoint)));
+  }
 }
 
 void SnapshotBuilder::remove_workload(const WorkloadPtr& old) {
@@ -304,19 +309,20 @@ void SnapshotBuilder::remove_workload(const WorkloadPtr& old) {
     for (const auto& ip : old->addresses)
       drop_from(next_.workloads_by_address_, index_key({old->network, ip}));
   }
-  drop_from(next_.workloads_by_name_, service_key(old->namespace_, old->name));
+  if (!old->name.empty())
+    drop_from(next_.workloads_by_name_, service_key(old->namespace_, old->name));
   for (const auto& [key, ports] : old->services) remove_contribution(key, old->uid);
 }
 
-void SnapshotBuilder::add_contribution(const std::string& key, Endpoint endpoint) {
+void SnapshotBuilder::add_contribution(const std::string& key, EndpointPtr endpoint) {
   auto& set = next_.contributed_endpoints_[key];
   if (!set) {
     set = std::make_shared<Snapshot::EndpointSet>();
   } else if (set.use_count() != 1) {
     set = std::make_shared<Snapshot::EndpointSet>(*set);
   }
-  std::string uid = endpoint.workload_uid;
-  (*set)[uid] = std::move(endpoint);
+  std::string uid = endpoint->workload_uid;
+  set->insert_or_assign(std::move(uid), std::move(endpoint));
   pending_.try_emplace(key);
 }
 
@@ -401,13 +407,11 @@ void SnapshotBuilder::remove_policy_from_namespace(const Policy& p) {
   if ((*set)->empty()) next_.policies_by_namespace_.erase(ns);
 }
 
-ServicePtr SnapshotBuilder::with_endpoints(const Service& base, const std::string& key) const {
-  auto s = std::make_shared<Service>(base);
-  s->endpoints.clear();
-  if (const auto* declared = next_.declared_endpoints_.find(key)) s->endpoints = **declared;
+ServicePtr SnapshotBuilder::with_endpoints(const Service& declared, const std::string& key) const {
+  auto s = std::make_shared<Service>(declared);
   if (const auto* contributed = next_.contributed_endpoints_.find(key)) {
     for (const auto& [uid, endpoint] : **contributed) {
-      if (s->accepts_endpoint(endpoint.status)) s->endpoints.insert_or_assign(uid, endpoint);
+      if (s->accepts_endpoint(endpoint->status)) s->endpoints.insert_or_assign(uid, endpoint);
     }
   }
   return s;
@@ -478,20 +482,18 @@ Snapshot SnapshotBuilder::finish(uint64_t version) {
     const ServicePtr* found = next_.services_by_key_.find(key);
     ServicePtr old = found ? *found : nullptr;
     if (!pending.replaced) {
-      if (old) reindex_in_place(with_endpoints(*old, key));
-      continue;  // no service yet: the endpoints stay staged
+      // No service yet: the endpoints stay staged.
+      if (!old) continue;
+      const ServicePtr* declared = next_.declared_services_.find(key);
+      reindex_in_place(with_endpoints(declared ? **declared : *old, key));
+      continue;
     }
     if (old) unindex_service(*old);
     if (!pending.base) {
-      next_.declared_endpoints_.erase(key);
+      next_.declared_services_.erase(key);
       continue;
     }
-    if (pending.base->endpoints.empty()) {
-      next_.declared_endpoints_.erase(key);
-    } else {
-      next_.declared_endpoints_.set(
-          key, std::make_shared<const Snapshot::EndpointSet>(pending.base->endpoints));
-    }
+    next_.declared_services_.set(key, pending.base);
     index_service(with_endpoints(*pending.base, key));
   }
   next_.version_ = version;
