@@ -506,7 +506,7 @@ Store::Store() : current_(std::make_shared<const Snapshot>()) {}
 
 void Store::apply(Update update) {
   std::lock_guard lock(writer_mutex_);
-  std::shared_ptr<const Snapshot> current = current_.load();
+  std::shared_ptr<const Snapshot> current = snapshot();
   // `current` stays referenced while building, so every shard the builder
   // shares with it has use_count > 1 and gets cloned before any write.
   SnapshotBuilder builder(update.replace_all ? Snapshot() : *current);
@@ -516,8 +516,13 @@ void Store::apply(Update update) {
   for (const auto& name : update.removed_addresses) builder.remove_address(name);
   for (const auto& key : update.removed_policies) builder.remove_policy(key);
   auto next = std::make_shared<const Snapshot>(builder.finish(current->version() + 1));
-  current_.store(next);
+  {
+    std::lock_guard swap_lock(current_mutex_);
+    current_ = next;
+  }
   for (const auto& listener : listeners_) listener(next);
+  // `current` goes out of scope here, outside current_mutex_, so freeing
+  // what only the old snapshot held never delays a reader.
 }
 
 void Store::add_listener(Listener listener) {
