@@ -397,7 +397,7 @@ TEST_CASE("unhealthy endpoints are kept only by services that allow all") {
   CHECK(count("ns/svc-allow-unhealthy") == 2);
 
   // Switching the policy recomputes from every contributed endpoint, so the
-  // unhealthy ones come back when ALLOW_ALL returns (Istio cannot, see report).
+  // unhealthy ones come back when ALLOW_ALL returns (Istio drops them for good).
   lenient.load_balancer.reset();
   upsert(store, lenient);
   CHECK(count("ns/svc-allow-unhealthy") == 0);
