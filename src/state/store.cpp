@@ -37,7 +37,8 @@ ServicePtr best_match(const std::vector<ServicePtr>& candidates,
   ServicePtr first;
   for (const auto& s : candidates) {
     if (caller_namespace && !s->visible_to(*caller_namespace)) {
-      log::debug(kLog, "service {} not visible to namespace {}", s->key(), *caller_namespace);
+      log::debug(kLog, "service {}/{} not visible to namespace {}", s->namespace_, s->hostname,
+                 *caller_namespace);
       continue;
     }
     if (caller_namespace && s->namespace_ == *caller_namespace) return s;
@@ -243,14 +244,16 @@ std::vector<PolicyPtr> Snapshot::policies() const { return sorted_values(policie
 // collected and rebuilt once each in finish().
 class SnapshotBuilder {
  public:
-  explicit SnapshotBuilder(Snapshot base) : next_(std::move(base)) {}
+  // `base` is the builder's own copy; a Snapshot is tens of KB of shard
+  // pointers, so it lives on the heap, not the writer's stack.
+  explicit SnapshotBuilder(std::shared_ptr<Snapshot> base) : snapshot_(std::move(base)) {}
 
   void upsert_workload(Workload workload);
   void upsert_service(Service service);
   void upsert_policy(Policy policy);
   void remove_address(const std::string& name);
   void remove_policy(const std::string& key);
-  Snapshot finish(uint64_t version);
+  std::shared_ptr<const Snapshot> finish(uint64_t version);
 
  private:
   // A service whose value must be recomputed. `replaced` with a null `base`
@@ -271,7 +274,8 @@ class SnapshotBuilder {
   std::vector<Snapshot::CidrEntry>& cidr_vips();
   void remove_policy_from_namespace(const Policy& p);
 
-  Snapshot next_;
+  std::shared_ptr<Snapshot> snapshot_;
+  Snapshot& next_ = *snapshot_;
   std::map<std::string, Pending> pending_;  // by service key
 };
 
@@ -477,7 +481,7 @@ void SnapshotBuilder::reindex_in_place(const ServicePtr& s) {
   }
 }
 
-Snapshot SnapshotBuilder::finish(uint64_t version) {
+std::shared_ptr<const Snapshot> SnapshotBuilder::finish(uint64_t version) {
   for (auto& [key, pending] : pending_) {
     const ServicePtr* found = next_.services_by_key_.find(key);
     ServicePtr old = found ? *found : nullptr;
@@ -497,7 +501,7 @@ Snapshot SnapshotBuilder::finish(uint64_t version) {
     index_service(with_endpoints(*pending.base, key));
   }
   next_.version_ = version;
-  return std::move(next_);
+  return std::move(snapshot_);
 }
 
 // --- Store -------------------------------------------------------------------
@@ -506,18 +510,24 @@ Store::Store() : current_(std::make_shared<const Snapshot>()) {}
 
 void Store::apply(Update update) {
   std::lock_guard lock(writer_mutex_);
-  std::shared_ptr<const Snapshot> current = current_.load();
+  std::shared_ptr<const Snapshot> current = snapshot();
   // `current` stays referenced while building, so every shard the builder
   // shares with it has use_count > 1 and gets cloned before any write.
-  SnapshotBuilder builder(update.replace_all ? Snapshot() : *current);
+  SnapshotBuilder builder(update.replace_all ? std::make_shared<Snapshot>()
+                                             : std::make_shared<Snapshot>(*current));
   for (auto& w : update.upserted_workloads) builder.upsert_workload(std::move(w));
   for (auto& s : update.upserted_services) builder.upsert_service(std::move(s));
   for (auto& p : update.upserted_policies) builder.upsert_policy(std::move(p));
   for (const auto& name : update.removed_addresses) builder.remove_address(name);
   for (const auto& key : update.removed_policies) builder.remove_policy(key);
-  auto next = std::make_shared<const Snapshot>(builder.finish(current->version() + 1));
-  current_.store(next);
+  std::shared_ptr<const Snapshot> next = builder.finish(current->version() + 1);
+  {
+    std::lock_guard swap_lock(current_mutex_);
+    current_ = next;
+  }
   for (const auto& listener : listeners_) listener(next);
+  // `current` goes out of scope here, outside current_mutex_, so freeing
+  // what only the old snapshot held never delays a reader.
 }
 
 void Store::add_listener(Listener listener) {

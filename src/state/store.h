@@ -7,8 +7,12 @@
 //   atomic: a reader sees all of it or none of it.
 // - Readers (any thread: proxies, DNS, admin) call Store::snapshot() and keep
 //   the returned shared_ptr for as long as they need a consistent view. They
-//   never take the writer mutex and never block on an apply in progress; the
-//   only shared operation is the atomic load of the current pointer.
+//   never take the writer mutex and never wait for an apply in progress; the
+//   only shared step is copying the current pointer under a mutex held for
+//   nothing but that copy (or the writer's swap).
+//   std::atomic<std::shared_ptr> would do, but GCC 12's load() releases its
+//   internal lock with a relaxed store before the pointer read is ordered,
+//   which is a real race on weakly ordered CPUs and what TSan reports.
 // - Values inside a snapshot (Workload, Service, Policy) are immutable and
 //   shared between snapshots; holding a pointer to one keeps it alive.
 // - Listeners run on the writer's thread after each publish.
@@ -25,7 +29,6 @@
 // policies apply in ~0.1 s.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -179,8 +182,11 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // The current state. Cheap; never blocks on a writer.
-  std::shared_ptr<const Snapshot> snapshot() const { return current_.load(); }
+  // The current state. Cheap; never waits for an apply to finish.
+  std::shared_ptr<const Snapshot> snapshot() const {
+    std::lock_guard lock(current_mutex_);
+    return current_;
+  }
 
   // Applies the whole batch atomically and notifies listeners.
   void apply(Update update);
@@ -192,7 +198,8 @@ class Store {
 
  private:
   std::mutex writer_mutex_;
-  std::atomic<std::shared_ptr<const Snapshot>> current_;
+  mutable std::mutex current_mutex_;  // guards only reads and swaps of current_
+  std::shared_ptr<const Snapshot> current_;
   std::vector<Listener> listeners_;  // guarded by writer_mutex_
 };
 

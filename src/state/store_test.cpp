@@ -397,7 +397,7 @@ TEST_CASE("unhealthy endpoints are kept only by services that allow all") {
   CHECK(count("ns/svc-allow-unhealthy") == 2);
 
   // Switching the policy recomputes from every contributed endpoint, so the
-  // unhealthy ones come back when ALLOW_ALL returns (Istio cannot, see report).
+  // unhealthy ones come back when ALLOW_ALL returns (Istio drops them for good).
   lenient.load_balancer.reset();
   upsert(store, lenient);
   CHECK(count("ns/svc-allow-unhealthy") == 0);
@@ -619,6 +619,37 @@ TEST_CASE("a snapshot taken before an update is unchanged by it") {
   CHECK_FALSE(after->service_by_key(kSvcKey));
   CHECK_FALSE(after->policy("ns/p"));
   CHECK(after->staged_service_count() == 0);  // uid1 no longer lists the service
+}
+
+TEST_CASE("a copied CowMap is independent of the original and shares until written") {
+  CowMap<std::string, int, StringHash> a;
+  for (int i = 0; i < 1000; ++i) a.set("k" + std::to_string(i), i);
+  CowMap<std::string, int, StringHash> b = a;
+  b.set("k1", -1);
+  b.erase("k2");
+  b.set("new", 7);
+  CHECK(*a.find(std::string_view("k1")) == 1);
+  CHECK(a.find(std::string_view("k2")));
+  CHECK_FALSE(a.find(std::string_view("new")));
+  CHECK(a.size() == 1000);
+  CHECK(*b.find(std::string_view("k1")) == -1);
+  CHECK_FALSE(b.find(std::string_view("k2")));
+  CHECK(b.size() == 1000);
+  CHECK(a.find(std::string_view("k500")) == b.find(std::string_view("k500")));  // shared shard
+  int sum = 0;
+  b.for_each([&sum](const std::string&, int v) { sum += v; });
+  CHECK(sum == 999 * 1000 / 2 - 1 - 2 + 7 - 1);
+}
+
+TEST_CASE("values untouched by an update are shared with the previous snapshot") {
+  Store store;
+  upsert(store, workload("stays", "10.0.0.1"));
+  upsert(store, service("svc", "ns", {"10.96.0.1"}));
+  auto before = store.snapshot();
+  upsert(store, workload("new", "10.0.0.2"));
+  auto after = store.snapshot();
+  CHECK(before->workload_by_uid("stays") == after->workload_by_uid("stays"));
+  CHECK(before->service_by_key(kSvcKey) == after->service_by_key(kSvcKey));
 }
 
 TEST_CASE("readers on other threads always see whole batches") {
