@@ -13,6 +13,11 @@ namespace ztunnel::core {
 // Why a configuration value, resource or file was rejected. The message is
 // written for operators: it names the thing and what was expected.
 struct Error {
+  // Explicit so that Result<std::string> can be built from a plain string
+  // without the value/error ambiguity an implicit conversion would cause.
+  Error() = default;
+  explicit Error(std::string m) : message(std::move(m)) {}
+
   std::string message;
 };
 
@@ -35,6 +40,6 @@ using Result = boost::system::result<T, Error>;
 
 // A failed Result<T> of any T: `return fail("bad port {}", p)` style helpers
 // build one of these.
-inline Error make_error(std::string message) { return Error{std::move(message)}; }
+inline Error make_error(std::string message) { return Error(std::move(message)); }
 
 }  // namespace ztunnel::core

@@ -137,7 +137,11 @@ Logger::Logger() : filter_(std::make_shared<const Filter>(*Filter::parse("info")
 
 void Logger::set_filter(Filter filter) {
   Level least = filter.most_verbose();
-  filter_.store(std::make_shared<const Filter>(std::move(filter)));
+  auto next = std::make_shared<const Filter>(std::move(filter));
+  {
+    std::lock_guard lock(filter_mutex_);
+    filter_ = std::move(next);
+  }
   min_level_.store(least);
 }
 

@@ -1,8 +1,10 @@
 // Leveled, structured logging with a filter that can change at runtime.
 //
-// Threading: the filter is an immutable object swapped whole through an
-// atomic shared_ptr, so any thread may log while the admin thread changes the
-// filter; writers serialize on one mutex around a single write(2) per line.
+// Threading: the filter is an immutable object swapped whole; a mutex guards
+// only the pointer copy (GCC 12's atomic<shared_ptr> orders its internal lock
+// too weakly, so it is not used). Calls below the most verbose level any
+// target allows return on one relaxed atomic load and never touch the mutex.
+// Writers serialize on a second mutex around a single write(2) per line.
 #pragma once
 
 #include <fmt/format.h>
@@ -10,6 +12,7 @@
 #include <atomic>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,14 +64,17 @@ class Logger {
   Logger();
 
   void set_filter(Filter filter);
-  std::shared_ptr<const Filter> filter() const { return filter_.load(); }
+  std::shared_ptr<const Filter> filter() const {
+    std::lock_guard lock(filter_mutex_);
+    return filter_;
+  }
   void set_format(Format format) { format_.store(format); }
   // Lines go to this fd (stderr by default); tests point it at a pipe.
   void set_fd(int fd) { fd_.store(fd); }
 
   bool enabled(Level level, std::string_view target) const {
     return level >= min_level_.load(std::memory_order_relaxed) &&
-           level >= filter_.load()->level_for(target);
+           level >= filter()->level_for(target);
   }
   void write(Level level, std::string_view target, std::string_view message,
              std::initializer_list<Field> fields = {});
@@ -78,7 +84,8 @@ class Logger {
                      std::initializer_list<Field> fields) const;
 
  private:
-  std::atomic<std::shared_ptr<const Filter>> filter_;
+  mutable std::mutex filter_mutex_;
+  std::shared_ptr<const Filter> filter_;  // guarded by filter_mutex_
   std::atomic<Level> min_level_{Level::kInfo};  // cheapest possible early-out
   std::atomic<Format> format_{Format::kPlain};
   std::atomic<int> fd_{2};

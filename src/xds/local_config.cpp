@@ -650,7 +650,8 @@ core::Result<state::Update> to_state_update(const LocalConfig& config) {
       endpoint.ports[static_cast<uint16_t>(service_port)] = static_cast<uint16_t>(target_port);
     }
     endpoint.status = ep.healthy ? state::HealthStatus::kHealthy : state::HealthStatus::kUnhealthy;
-    update.upserted_services[it->second].endpoints[ep.workload_uid] = std::move(endpoint);
+    update.upserted_services[it->second].endpoints[ep.workload_uid] =
+        std::make_shared<const state::Endpoint>(std::move(endpoint));
   }
 
   std::map<std::string, std::string> seen_policies;

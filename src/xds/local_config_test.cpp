@@ -381,7 +381,7 @@ TEST_CASE("the localhost example fills the store as Istio's local client does") 
   auto example = snap->service_by_key("default/example.com");
   REQUIRE(example);
   CHECK(example->endpoints.size() == 2);  // both workloads list it
-  CHECK(example->endpoints.at("cluster1//v1/Pod/default/local-tcp").ports.at(80) == 8080);
+  CHECK(example->endpoints.at("cluster1//v1/Pod/default/local-tcp")->ports.at(80) == 8080);
 
   auto policies = snap->policies_for(*local);
   REQUIRE(policies.size() == 1);
@@ -426,7 +426,7 @@ TEST_CASE("endpoints written under a service reach the store as given") {
   auto s = snap->service_by_key("n/h.example");
   REQUIRE(s);
   REQUIRE(s->endpoints.count("w1") == 1);
-  CHECK(s->endpoints.at("w1").ports.at(80) == 9090);
+  CHECK(s->endpoints.at("w1")->ports.at(80) == 9090);
 }
 
 TEST_CASE("a policy scoped to a workload applies only when the workload lists it") {
