@@ -954,7 +954,7 @@ int Core::on_frame_send(const nghttp2_frame* frame) {
     // counted.
     StreamState* st = find(frame->hd.stream_id);
     const bool ours = st && st->app_reset;
-    if (!ours && !sent_resets_.take()) {
+    if (!ours && !sent_resets_.take() && !pending_terminate_ && !terminating_) {
       log::info(kLog, "closing HTTP/2 connection: too many stream resets caused by peer");
       pending_terminate_ = NGHTTP2_ENHANCE_YOUR_CALM;
       pending_terminate_reason_ = make_error_code(Errc::kFlood);
