@@ -28,6 +28,10 @@ class Category final : public boost::system::error_category {
       case Errc::kNotServerStream: return "respond() on a client stream";
       case Errc::kBadResponse: return "response without a valid :status";
       case Errc::kAlreadyRunning: return "session already running";
+      case Errc::kGrpcMessageTooLarge: return "gRPC message larger than allowed";
+      case Errc::kGrpcCompressed: return "compressed gRPC message without negotiated encoding";
+      case Errc::kGrpcTruncated: return "stream ended inside a gRPC message";
+      case Errc::kGrpcMissingStatus: return "gRPC response without a valid grpc-status";
     }
     return "unknown h2 error " + std::to_string(ev);
   }

@@ -27,6 +27,11 @@ enum class Errc : int {
   kNotServerStream,       // respond() on a client stream
   kBadResponse,           // response HEADERS without a usable :status
   kAlreadyRunning,        // run() called twice
+  // gRPC framing (grpc.h).
+  kGrpcMessageTooLarge,   // a length prefix above the configured maximum
+  kGrpcCompressed,        // compressed-flag set; no grpc-encoding is negotiated
+  kGrpcTruncated,         // the stream ended inside a message
+  kGrpcMissingStatus,     // trailers without a valid grpc-status
 };
 
 const boost::system::error_category& category() noexcept;

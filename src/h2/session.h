@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "h2/error.h"
+#include "h2/headers.h"
 #include "h2/options.h"
 #include "h2/transport.h"
 
@@ -35,15 +36,6 @@ namespace detail {
 class Core;
 struct StreamState;
 }  // namespace detail
-
-struct Header {
-  std::string name;  // lower case, as HTTP/2 requires
-  std::string value;
-};
-using Headers = std::vector<Header>;
-
-// The first value of `name` (exact, lower-case match), or nullptr.
-const std::string* find_header(const Headers& headers, std::string_view name);
 
 // RFC 9113 §7 codes used with Stream::reset().
 inline constexpr std::uint32_t kNoError = 0x0;
