@@ -285,8 +285,11 @@ std::shared_ptr<Harness> start(asio::io_context& io, ServerSession::Handler hand
   auto h = std::make_shared<Harness>();
   Socket a(io), b(io);
   asio::local::connect_pair(a, b);
-  auto counting = [h, handler = std::move(handler)](IncomingRequest req) -> awaitable<void> {
-    ++h->handled;
+  // A raw pointer: the session owns this handler, and the harness owns the
+  // session, so a shared_ptr here would be a cycle.
+  auto counting = [raw = h.get(), handler = std::move(handler)](IncomingRequest req)
+      -> awaitable<void> {
+    ++raw->handled;
     co_await handler(std::move(req));
   };
   h->server.emplace(make_transport(std::move(a)), counting, opts);

@@ -387,6 +387,10 @@ awaitable<void> Core::recv_loop() {
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
       log::debug(kLog, "connection read ended: {}", ec.message());
+      // A peer closing after a completed GOAWAY exchange is a clean end.
+      if (ec == asio::error::eof && (goaway_received_ || goaway_sent_) && streams_.empty()) {
+        co_return;
+      }
       fail(ec == asio::error::eof ? make_error_code(Errc::kConnectionClosed) : ec);
       co_return;
     }

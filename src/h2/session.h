@@ -147,10 +147,13 @@ class ServerSession {
   ServerSession(std::unique_ptr<Transport> transport, Handler handler,
                 SessionOptions options = SessionOptions::server_defaults());
 
-  // Drives the connection until it ends; returns why (success after a
-  // graceful drain or a clean peer close of an idle session... see
-  // close_reason()). Cancellation: closes the connection at once; streams
-  // fail with the close reason.
+  // Drives the connection until it ends and returns why: success after a
+  // graceful GOAWAY exchange (either side drained); otherwise
+  // Errc::kConnectionClosed (peer closed the socket, or close()),
+  // kPingTimeout, kHandshakeTimeout, kFlood, kProtocolError, a
+  // wire_category() code from the peer's GOAWAY, or the transport's error.
+  // Streams still open fail with that reason. Call once.
+  // Cancellation: closes the connection at once (operation_aborted).
   boost::asio::awaitable<boost::system::error_code> run();
 
   // Graceful: GOAWAY (a shutdown notice, then the final GOAWAY after one
