@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include <boost/system/error_code.hpp>
+
 #include "core/error.h"
 
 namespace doctest {
@@ -16,6 +18,15 @@ struct StringMaker<boost::system::result<T, ztunnel::core::Error>> {
   static String convert(const boost::system::result<T, ztunnel::core::Error>& r) {
     if (r) return "ok";
     return String(("error: " + r.error().message).c_str());
+  }
+};
+
+// Same for results whose error is an error_code (the data-path modules).
+template <class T>
+struct StringMaker<boost::system::result<T, boost::system::error_code>> {
+  static String convert(const boost::system::result<T, boost::system::error_code>& r) {
+    if (r) return "ok";
+    return String(("error: " + r.error().message()).c_str());
   }
 };
 

@@ -1,0 +1,1224 @@
+// An nghttp2 session run as one coroutine per connection, and CONNECT streams on it.
+//
+// Threads and wake-ups (everything below runs on the transport's executor):
+// - run() is one coroutine racing five loops with `||`: recv_loop (transport
+//   -> nghttp2_session_mem_recv), send_loop (nghttp2_session_mem_send ->
+//   transport), keepalive_loop (PING / PING-ACK deadline), handshake_watch
+//   (peer SETTINGS deadline) and force_watch (bounded flush when closing).
+//   The first loop to finish ends the session; the others are cancelled.
+// - nghttp2 callbacks only record: they append received bytes to a stream,
+//   flip flags and cancel wake-up timers. They never throw, await or do I/O.
+//   Work they cannot do inline (returning connection credit, terminating the
+//   session, spawning request handlers) is queued and done in after_io().
+// - Wake-ups are steady_timers parked at time_point::max(); cancel() wakes
+//   the one coroutine waiting on it, which then re-checks its condition.
+//   send_wake_ wakes the send loop (anything that queues a frame: a submit,
+//   a consume that may produce WINDOW_UPDATE, a resumed data provider).
+//   A stream's read_wake wakes its reader (DATA, END_STREAM, reset, response
+//   HEADERS); its write_wake wakes its writer (nghttp2 took its bytes).
+#include "h2/session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+#include "core/log.h"
+
+namespace ztunnel::h2 {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kLog = "h2";
+
+// Parks on `timer` until someone cancels it (a wake-up). Returns false when
+// the awaiting coroutine itself was cancelled.
+awaitable<bool> wait_for_wake(asio::steady_timer& timer) {
+  timer.expires_at(asio::steady_timer::time_point::max());
+  co_await timer.async_wait(use_nothrow);
+  auto cs = co_await asio::this_coro::cancellation_state;
+  co_return cs.cancelled() == asio::cancellation_type::none;
+}
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+struct NgSessionDeleter {
+  void operator()(nghttp2_session* s) const noexcept { nghttp2_session_del(s); }
+};
+using NgSessionPtr = std::unique_ptr<nghttp2_session, NgSessionDeleter>;
+
+struct NgCallbacksDeleter {
+  void operator()(nghttp2_session_callbacks* c) const noexcept {
+    nghttp2_session_callbacks_del(c);
+  }
+};
+using NgCallbacksPtr = std::unique_ptr<nghttp2_session_callbacks, NgCallbacksDeleter>;
+
+}  // namespace
+
+namespace detail {
+
+struct StreamState {
+  explicit StreamState(const asio::any_io_executor& ex) : read_wake(ex), write_wake(ex) {}
+
+  std::size_t buffered() const { return rbuf.size() - rhead; }
+
+  Core* core = nullptr;  // null once the session is gone
+  std::int32_t id = -1;
+  bool server = false;
+
+  // Receive side. Bytes stay here (unconsumed, holding the peer's window)
+  // until the reader takes them.
+  std::vector<std::uint8_t> rbuf;
+  std::size_t rhead = 0;
+  bool remote_ended = false;  // END_STREAM, or RST_STREAM NO_ERROR/CANCEL: EOF
+  bool discard = false;       // nobody will read: consume on arrival
+  error_code error;           // hard failure: reset or connection loss
+
+  // Send side: the writer's own buffer while write() is suspended.
+  const std::uint8_t* wdata = nullptr;
+  std::size_t wsize = 0;
+  bool write_shutdown = false;
+  bool local_end_sent = false;    // our END_STREAM has left nghttp2
+  bool reset_when_ended = false;  // handle dropped: RST NO_ERROR once END_STREAM is out
+
+  bool open_for_data = false;  // client: 200 received; server: respond(200) sent
+  bool responded = false;
+  bool closed = false;  // nghttp2 closed the stream
+  bool app_reset = false;
+
+  // Header accounting for the block being received.
+  std::size_t header_bytes = 0;
+  std::uint32_t header_fields = 0;
+  std::uint32_t empty_frames = 0;
+  bool headers_done = false;  // request (server) / final response (client) complete
+  int status = 0;
+  Request request;
+  Headers headers;  // client: response fields
+  Headers trailers;
+
+  asio::steady_timer read_wake;
+  asio::steady_timer write_wake;
+};
+
+class Core {
+ public:
+  Core(std::unique_ptr<Transport> transport, SessionOptions options, bool server,
+       ServerSession::Handler handler);
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  static awaitable<error_code> run(std::shared_ptr<Core> self);
+  static awaitable<boost::system::result<Response>> open_stream(std::shared_ptr<Core> self,
+                                                                std::string authority,
+                                                                Headers headers);
+
+  void drain();
+  void close();
+
+  bool is_usable() const {
+    return ng_ && !finished_ && !goaway_received_ && !goaway_sent_ && !terminating_;
+  }
+  bool is_closed() const { return finished_; }
+  std::size_t active_streams() const { return streams_.size(); }
+  std::uint32_t peer_max_concurrent_streams() const {
+    if (!ng_) return 0;
+    return nghttp2_session_get_remote_settings(ng_.get(),
+                                               NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  }
+  std::size_t available_streams() const {
+    if (!is_usable()) return 0;
+    const std::size_t limit = peer_max_concurrent_streams();
+    return limit > streams_.size() ? limit - streams_.size() : 0;
+  }
+  const asio::any_io_executor& executor() const { return ex_; }
+
+  // Stream operations, called by Stream (same thread).
+  void consume(StreamState& st, std::size_t n);
+  void resume_data(StreamState& st);
+  void reset_stream(StreamState& st, std::uint32_t code);
+  void release_stream(StreamState& st);
+  error_code respond(StreamState& st, int status, const Headers& headers);
+
+ private:
+  awaitable<void> recv_loop();
+  awaitable<void> send_loop();
+  awaitable<void> keepalive_loop();
+  awaitable<void> handshake_watch();
+  awaitable<void> force_watch();
+  awaitable<void> park();
+
+  // Sets a flag as well as cancelling the timer: a wake-up that arrives
+  // while the send loop is busy writing is not lost.
+  void wake_send() {
+    send_pending_ = true;
+    send_wake_.cancel();
+  }
+  void fail(error_code reason) {
+    if (!close_reason_) close_reason_ = reason;
+  }
+  // Queues GOAWAY(code), stops reading and bounds the time left to flush it.
+  void terminate(std::uint32_t code, error_code reason);
+  void arm_force_close();
+  void after_io();
+  void finish();
+  void discard_buffered(StreamState& st);
+  StreamState* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+  static awaitable<void> run_handler(ServerSession::Handler handler, IncomingRequest request);
+
+  // nghttp2 callbacks (trampolines pass `user_data` back as Core*).
+  static const nghttp2_session_callbacks* callbacks();
+  int on_begin_headers(const nghttp2_frame* frame);
+  int on_header(const nghttp2_frame* frame, std::string_view name, std::string_view value);
+  int on_frame_recv(const nghttp2_frame* frame);
+  int on_data_chunk_recv(std::int32_t stream_id, const std::uint8_t* data, std::size_t len);
+  int on_stream_close(std::int32_t stream_id, std::uint32_t error_code);
+  int on_frame_send(const nghttp2_frame* frame);
+  int on_frame_not_send(const nghttp2_frame* frame, int lib_error);
+  int on_invalid_frame_recv(const nghttp2_frame* frame, int lib_error);
+  static ssize_t read_data(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
+                           std::size_t length, std::uint32_t* data_flags,
+                           nghttp2_data_source* source, void* user_data);
+  static ssize_t read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
+                                nghttp2_data_source* source) noexcept;
+  int count_empty_frame(const nghttp2_frame* frame, std::size_t payload);
+
+  asio::any_io_executor ex_;
+  std::unique_ptr<Transport> transport_;
+  SessionOptions opts_;
+  bool server_;
+  ServerSession::Handler handler_;
+  NgSessionPtr ng_;
+
+  std::unordered_map<std::int32_t, std::shared_ptr<StreamState>> streams_;
+  std::vector<std::shared_ptr<StreamState>> new_requests_;  // to hand to handlers
+  std::vector<std::shared_ptr<StreamState>> pending_resets_;  // see release_stream
+
+  asio::steady_timer send_wake_;
+  asio::steady_timer force_timer_;
+  std::vector<std::uint8_t> out_;  // one batch of serialized frames
+
+  bool send_pending_ = false;
+  bool started_ = false;
+  bool finished_ = false;
+  bool terminating_ = false;  // GOAWAY with termination queued; no more reads
+  bool goaway_received_ = false;
+  bool goaway_sent_ = false;
+  bool draining_ = false;
+  bool final_goaway_sent_ = false;
+  bool peer_settings_seen_ = false;
+  bool ping_outstanding_ = false;
+  std::chrono::steady_clock::time_point ping_sent_;
+  std::optional<std::uint32_t> pending_terminate_;  // recorded by callbacks
+  error_code pending_terminate_reason_;
+  std::size_t pending_connection_consume_ = 0;  // credit for discarded bytes
+  TokenBucket sent_resets_;
+  error_code close_reason_;
+};
+
+// --- construction ------------------------------------------------------------
+
+namespace {
+// No exception may cross into nghttp2: a failure becomes a fatal callback error.
+template <class F>
+int guarded(F&& f) noexcept {
+  try {
+    return f();
+  } catch (...) {
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+}
+}  // namespace
+
+const nghttp2_session_callbacks* Core::callbacks() {
+  static const NgCallbacksPtr cbs = [] {
+    nghttp2_session_callbacks* raw = nullptr;
+    if (nghttp2_session_callbacks_new(&raw) != 0) throw std::bad_alloc();
+    NgCallbacksPtr p(raw);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(
+        raw, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_begin_headers(f); });
+        });
+    nghttp2_session_callbacks_set_on_header_callback(
+        raw, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
+                const uint8_t* value, size_t valuelen, uint8_t, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_header(
+              f, {reinterpret_cast<const char*>(name), namelen},
+              {reinterpret_cast<const char*>(value), valuelen}); });
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        raw, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_frame_recv(f); });
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        raw, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_data_chunk_recv(id, data, len); });
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        raw, [](nghttp2_session*, int32_t id, uint32_t code, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_stream_close(id, code); });
+        });
+    nghttp2_session_callbacks_set_on_frame_send_callback(
+        raw, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_frame_send(f); });
+        });
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(
+        raw, [](nghttp2_session*, const nghttp2_frame* f, int err, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_frame_not_send(f, err); });
+        });
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+        raw, [](nghttp2_session*, const nghttp2_frame* f, int err, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->on_invalid_frame_recv(f, err); });
+        });
+    nghttp2_session_callbacks_set_error_callback2(
+        raw, [](nghttp2_session*, int, const char* msg, size_t len, void*) {
+          return guarded([&] {
+            log::debug(kLog, "nghttp2: {}", std::string_view(msg, len));
+            return 0;
+          });
+        });
+    return p;
+  }();
+  return cbs.get();
+}
+
+Core::Core(std::unique_ptr<Transport> transport, SessionOptions options, bool server,
+           ServerSession::Handler handler)
+    : ex_(transport->get_executor()),
+      transport_(std::move(transport)),
+      opts_(std::move(options)),
+      server_(server),
+      handler_(std::move(handler)),
+      send_wake_(ex_),
+      force_timer_(ex_, asio::steady_timer::time_point::max()),
+      sent_resets_(opts_.limits.sent_reset_burst, opts_.limits.sent_reset_rate) {
+  NgOptionPtr option = make_nghttp2_option(opts_, server_);
+  nghttp2_session* raw = nullptr;
+  const int rv = server_ ? nghttp2_session_server_new2(&raw, callbacks(), this, option.get())
+                         : nghttp2_session_client_new2(&raw, callbacks(), this, option.get());
+  if (rv != 0) throw std::bad_alloc();
+  ng_.reset(raw);
+
+  std::vector<nghttp2_settings_entry> settings = {
+      {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, opts_.header_table_size},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts_.stream_window},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, opts_.max_frame_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts_.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+  };
+  if (server_) {
+    if (opts_.max_concurrent_streams != 0) {
+      settings.push_back({NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts_.max_concurrent_streams});
+    }
+  } else {
+    settings.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+  }
+  // These only queue frames; a failure means bad options (start-up error).
+  if (nghttp2_submit_settings(ng_.get(), NGHTTP2_FLAG_NONE, settings.data(), settings.size()) !=
+      0) {
+    throw std::invalid_argument("h2: invalid SETTINGS in SessionOptions");
+  }
+  if (nghttp2_session_set_local_window_size(ng_.get(), NGHTTP2_FLAG_NONE, 0,
+                                            static_cast<int32_t>(opts_.connection_window)) != 0) {
+    throw std::invalid_argument("h2: invalid connection window in SessionOptions");
+  }
+}
+
+Core::~Core() {
+  // Streams may outlive us; make them see a closed session.
+  for (auto& [id, st] : streams_) st->core = nullptr;
+  for (auto& st : new_requests_) st->core = nullptr;
+}
+
+// --- the connection coroutine ------------------------------------------------
+
+awaitable<error_code> Core::run(std::shared_ptr<Core> self) {
+  if (self->started_) co_return make_error_code(Errc::kAlreadyRunning);
+  self->started_ = true;
+  if (self->finished_) co_return self->close_reason_;
+  try {
+    co_await (self->recv_loop() || self->send_loop() || self->keepalive_loop() ||
+              self->handshake_watch() || self->force_watch());
+  } catch (const boost::system::system_error& e) {
+    // Only cancellation of run() itself gets here (throw_if_cancelled).
+    self->fail(e.code());
+  }
+  self->finish();
+  co_return self->close_reason_;
+}
+
+awaitable<void> Core::park() {
+  asio::steady_timer never(ex_, asio::steady_timer::time_point::max());
+  co_await never.async_wait(use_nothrow);
+}
+
+awaitable<void> Core::recv_loop() {
+  std::vector<std::uint8_t> buf(opts_.read_buffer_bytes);
+  for (;;) {
+    auto [ec, n] = co_await transport_->read_some(asio::buffer(buf));
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      log::debug(kLog, "connection read ended: {}", ec.message());
+      // A peer closing after a completed GOAWAY exchange is a clean end.
+      if (ec == asio::error::eof && (goaway_received_ || goaway_sent_) && streams_.empty()) {
+        co_return;
+      }
+      fail(ec == asio::error::eof ? make_error_code(Errc::kConnectionClosed) : ec);
+      co_return;
+    }
+    const ssize_t rv = nghttp2_session_mem_recv(ng_.get(), buf.data(), n);
+    if (rv < 0) {
+      std::uint32_t code = NGHTTP2_PROTOCOL_ERROR;
+      error_code reason = make_error_code(Errc::kProtocolError);
+      if (rv == NGHTTP2_ERR_CALLBACK_FAILURE && pending_terminate_) {
+        code = *pending_terminate_;
+        reason = pending_terminate_reason_;
+        pending_terminate_.reset();
+      } else if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_SETTINGS
+#if ZTUNNEL_HAVE_NGHTTP2_OPTION_SET_MAX_CONTINUATIONS
+                 || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+#endif
+      ) {
+        code = NGHTTP2_ENHANCE_YOUR_CALM;
+        reason = make_error_code(Errc::kFlood);
+      }
+      log::info(kLog, "closing HTTP/2 connection: {}", nghttp2_strerror(static_cast<int>(rv)));
+      terminate(code, reason);
+    }
+    // Received frames may have queued output (ACKs, RST_STREAMs) or reopened
+    // a flow-controlled stream (WINDOW_UPDATE): let the send loop look.
+    wake_send();
+    after_io();
+    if (terminating_) {
+      // Stop reading: the send loop flushes GOAWAY and ends the session, or
+      // force_watch gives up on a peer that does not read.
+      co_await park();
+      co_return;
+    }
+  }
+}
+
+awaitable<void> Core::send_loop() {
+  for (;;) {
+    out_.clear();
+    send_pending_ = false;
+    while (out_.size() < opts_.write_batch_bytes) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(ng_.get(), &data);
+      if (n < 0) {
+        log::warn(kLog, "nghttp2_session_mem_send: {}", nghttp2_strerror(static_cast<int>(n)));
+        fail(make_error_code(Errc::kProtocolError));
+        co_return;
+      }
+      if (n == 0) break;
+      out_.insert(out_.end(), data, data + n);
+    }
+    after_io();
+    if (out_.empty()) {
+      if (send_pending_) continue;
+      if (!nghttp2_session_want_read(ng_.get()) && !nghttp2_session_want_write(ng_.get())) {
+        co_return;  // both sides are done with this connection
+      }
+      if (!co_await wait_for_wake(send_wake_)) co_return;
+      continue;
+    }
+    const asio::const_buffer chunk = asio::buffer(out_);
+    if (auto ec = co_await transport_->write(std::span(&chunk, 1))) {
+      if (ec != asio::error::operation_aborted) {
+        log::debug(kLog, "connection write failed: {}", ec.message());
+        fail(ec);
+      }
+      co_return;
+    }
+  }
+}
+
+awaitable<void> Core::keepalive_loop() {
+  if (opts_.ping_interval <= std::chrono::steady_clock::duration::zero()) co_return co_await park();
+  asio::steady_timer timer(ex_);
+  for (;;) {
+    timer.expires_after(opts_.ping_interval);
+    auto [ec] = co_await timer.async_wait(use_nothrow);
+    if (ec) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    if (ping_outstanding_) {
+      if (now - ping_sent_ >= opts_.ping_timeout) {
+        log::info(kLog, "closing HTTP/2 connection: no PING ACK");
+        fail(make_error_code(Errc::kPingTimeout));
+        co_return;
+      }
+      continue;
+    }
+    if (nghttp2_submit_ping(ng_.get(), NGHTTP2_FLAG_NONE, nullptr) == 0) {
+      ping_outstanding_ = true;
+      ping_sent_ = now;
+      wake_send();
+    }
+  }
+}
+
+awaitable<void> Core::handshake_watch() {
+  if (opts_.settings_timeout > std::chrono::steady_clock::duration::zero()) {
+    asio::steady_timer timer(ex_, opts_.settings_timeout);
+    auto [ec] = co_await timer.async_wait(use_nothrow);
+    if (ec) co_return;
+    if (!peer_settings_seen_) {
+      log::info(kLog, "closing HTTP/2 connection: no SETTINGS from peer");
+      fail(make_error_code(Errc::kHandshakeTimeout));
+      co_return;
+    }
+  }
+  co_await park();
+}
+
+awaitable<void> Core::force_watch() {
+  for (;;) {
+    co_await force_timer_.async_wait(use_nothrow);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return;
+    if (force_timer_.expiry() != asio::steady_timer::time_point::max() &&
+        std::chrono::steady_clock::now() >= force_timer_.expiry()) {
+      co_return;  // flushing took too long: give up on the peer
+    }
+  }
+}
+
+void Core::arm_force_close() {
+  if (force_timer_.expiry() == asio::steady_timer::time_point::max()) {
+    force_timer_.expires_after(opts_.close_flush_timeout);
+  }
+}
+
+void Core::terminate(std::uint32_t code, error_code reason) {
+  if (!ng_ || terminating_) return;
+  terminating_ = true;
+  fail(reason);
+  nghttp2_session_terminate_session(ng_.get(), code);
+  arm_force_close();
+  wake_send();
+}
+
+void Core::after_io() {
+  if (!ng_) return;
+  if (pending_connection_consume_ > 0) {
+    nghttp2_session_consume_connection(ng_.get(), pending_connection_consume_);
+    pending_connection_consume_ = 0;
+    wake_send();
+  }
+  if (!pending_resets_.empty()) {
+    auto resets = std::move(pending_resets_);
+    pending_resets_.clear();
+    for (auto& st : resets) {
+      if (!st->remote_ended) reset_stream(*st, NGHTTP2_NO_ERROR);
+    }
+  }
+  if (pending_terminate_) {
+    const std::uint32_t code = *pending_terminate_;
+    pending_terminate_.reset();
+    terminate(code, pending_terminate_reason_);
+  }
+  // nghttp2 itself may have queued a terminating GOAWAY (protocol error):
+  // bound the time spent flushing it to a peer that might not read.
+  if (!nghttp2_session_want_read(ng_.get())) arm_force_close();
+  if (!new_requests_.empty()) {
+    auto requests = std::move(new_requests_);
+    new_requests_.clear();
+    for (auto& st : requests) {
+      // A request reset in the same read (rapid reset) never reaches a handler.
+      if (st->closed || st->error || terminating_ || !handler_) continue;
+      IncomingRequest req{std::move(st->request), Stream(st)};
+      asio::co_spawn(ex_, run_handler(handler_, std::move(req)), asio::detached);
+    }
+  }
+}
+
+awaitable<void> Core::run_handler(ServerSession::Handler handler, IncomingRequest request) {
+  // On any exit, dropping the request's Stream resets it if still open.
+  try {
+    co_await handler(std::move(request));
+  } catch (const std::exception& e) {
+    log::error(kLog, "bug: HTTP/2 request handler threw: {}", e.what());
+  } catch (...) {
+    log::error(kLog, "bug: HTTP/2 request handler threw a non-exception");
+  }
+}
+
+void Core::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (!close_reason_ && !goaway_received_ && !goaway_sent_) {
+    close_reason_ = make_error_code(Errc::kConnectionClosed);
+  }
+  transport_->close();
+  const error_code stream_reason =
+      close_reason_ ? close_reason_ : make_error_code(Errc::kConnectionClosed);
+  for (auto& [id, st] : streams_) {
+    st->core = nullptr;
+    st->closed = true;
+    if (!st->error) st->error = stream_reason;
+    st->read_wake.cancel();
+    st->write_wake.cancel();
+  }
+  streams_.clear();
+  for (auto& st : new_requests_) st->core = nullptr;
+  new_requests_.clear();
+  pending_resets_.clear();
+  ng_.reset();
+  log::debug(kLog, "HTTP/2 session finished: {}", close_reason_.message());
+}
+
+void Core::drain() {
+  if (!ng_ || finished_ || draining_) return;
+  draining_ = true;
+  if (server_) {
+    // Two-phase GOAWAY (RFC 9113 §6.8): a notice first, the final GOAWAY
+    // with the real last stream id after a PING round trip, so requests in
+    // flight when we decided to drain are not lost.
+    nghttp2_submit_shutdown_notice(ng_.get());
+    if (nghttp2_submit_ping(ng_.get(), NGHTTP2_FLAG_NONE, nullptr) == 0) {
+      ping_outstanding_ = true;
+      ping_sent_ = std::chrono::steady_clock::now();
+    }
+  } else {
+    nghttp2_submit_goaway(ng_.get(), NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, nullptr, 0);
+  }
+  wake_send();
+}
+
+void Core::close() {
+  if (!ng_ || finished_) return;
+  terminate(NGHTTP2_NO_ERROR, make_error_code(Errc::kConnectionClosed));
+}
+
+// --- client ------------------------------------------------------------------
+
+awaitable<boost::system::result<Response>> Core::open_stream(std::shared_ptr<Core> self,
+                                                             std::string authority,
+                                                             Headers headers) {
+  Core& c = *self;
+  if (!c.is_usable()) {
+    co_return make_error_code(c.goaway_received_ ? Errc::kGoaway : Errc::kNotUsable);
+  }
+  if (c.available_streams() == 0) co_return make_error_code(Errc::kStreamLimit);
+
+  auto st = std::make_shared<StreamState>(c.ex_);
+  st->core = &c;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(2 + headers.size());
+  nva.push_back(make_nv(":method", "CONNECT"));
+  nva.push_back(make_nv(":authority", authority));
+  for (const Header& h : headers) nva.push_back(make_nv(h.name, h.value));
+  nghttp2_data_provider provider{};
+  provider.source.ptr = st.get();
+  provider.read_callback = &Core::read_data;
+  const std::int32_t id =
+      nghttp2_submit_request(c.ng_.get(), nullptr, nva.data(), nva.size(), &provider, nullptr);
+  if (id < 0) {
+    log::warn(kLog, "nghttp2_submit_request: {}", nghttp2_strerror(id));
+    co_return make_error_code(Errc::kProtocolError);
+  }
+  st->id = id;
+  c.streams_.emplace(id, st);
+  c.wake_send();
+
+  while (!st->headers_done && !st->error && !st->closed) {
+    if (!co_await wait_for_wake(st->read_wake)) {
+      if (st->core) st->core->reset_stream(*st, NGHTTP2_CANCEL);
+      co_return make_error_code(asio::error::operation_aborted);
+    }
+  }
+  if (!st->headers_done) {
+    co_return st->error ? st->error : make_error_code(Errc::kStreamClosed);
+  }
+  Response response{st->status, std::move(st->headers), Stream()};
+  if (st->status == 200) {
+    st->open_for_data = true;
+    response.stream = Stream(st);
+  } else if (st->core && !st->closed) {
+    // No tunnel: end the stream now rather than leave a half-open slot.
+    st->core->reset_stream(*st, st->remote_ended ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+  }
+  co_return response;
+}
+
+// --- stream operations ---------------------------------------------------------
+
+void Core::consume(StreamState& st, std::size_t n) {
+  if (!ng_ || n == 0) return;
+  nghttp2_session_consume(ng_.get(), st.id, n);
+  wake_send();
+}
+
+void Core::resume_data(StreamState& st) {
+  if (!ng_ || st.closed) return;
+  // Fails harmlessly when the provider is not deferred (already scheduled).
+  nghttp2_session_resume_data(ng_.get(), st.id);
+  wake_send();
+}
+
+void Core::discard_buffered(StreamState& st) {
+  const std::size_t n = st.buffered();
+  st.rbuf.clear();
+  st.rbuf.shrink_to_fit();
+  st.rhead = 0;
+  st.discard = true;
+  if (n > 0) consume(st, n);
+}
+
+void Core::reset_stream(StreamState& st, std::uint32_t code) {
+  if (!ng_ || st.closed || st.app_reset) return;
+  st.app_reset = true;
+  if (!st.error) st.error = make_error_code(Errc::kStreamClosed);
+  discard_buffered(st);
+  st.wdata = nullptr;
+  st.wsize = 0;
+  nghttp2_submit_rst_stream(ng_.get(), NGHTTP2_FLAG_NONE, st.id, code);
+  st.read_wake.cancel();
+  st.write_wake.cancel();
+  wake_send();
+}
+
+void Core::release_stream(StreamState& st) {
+  if (st.closed || st.app_reset) return;
+  // Both directions ended: the stream closes by itself once our END_STREAM
+  // is flushed; a reset now could overtake it.
+  if (st.write_shutdown && st.remote_ended) return;
+  if (st.write_shutdown && !st.local_end_sent) {
+    // nghttp2 drops every queued frame of a stream once a RST_STREAM is
+    // submitted for it (the stream turns CLOSING at submission), which would
+    // swallow a final response still queued; reset after it has left.
+    st.reset_when_ended = true;
+    discard_buffered(st);
+    return;
+  }
+  // Our side finished (END_STREAM or a final non-200 response): NO_ERROR
+  // tells the peer we need no more of its bytes (RFC 9113 §8.1).
+  reset_stream(st, st.write_shutdown ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+}
+
+error_code Core::respond(StreamState& st, int status, const Headers& headers) {
+  if (!st.server) return make_error_code(Errc::kNotServerStream);
+  if (st.responded) return make_error_code(Errc::kAlreadyResponded);
+  if (!ng_ || st.closed) return st.error ? st.error : make_error_code(Errc::kStreamClosed);
+  if (status < 100 || status > 999) return make_error_code(Errc::kBadResponse);
+  std::array<char, 4> code{};
+  std::to_chars(code.data(), code.data() + 3, status);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(1 + headers.size());
+  nva.push_back(make_nv(":status", std::string_view(code.data(), 3)));
+  for (const Header& h : headers) nva.push_back(make_nv(h.name, h.value));
+  int rv = 0;
+  if (status == 200) {
+    nghttp2_data_provider provider{};
+    provider.source.ptr = &st;
+    provider.read_callback = &Core::read_data;
+    rv = nghttp2_submit_response(ng_.get(), st.id, nva.data(), nva.size(), &provider);
+    if (rv == 0) st.open_for_data = true;
+  } else {
+    rv = nghttp2_submit_response(ng_.get(), st.id, nva.data(), nva.size(), nullptr);
+    if (rv == 0) {
+      st.write_shutdown = true;
+      discard_buffered(st);  // the request body will never be forwarded
+    }
+  }
+  if (rv != 0) {
+    log::warn(kLog, "nghttp2_submit_response: {}", nghttp2_strerror(rv));
+    return make_error_code(Errc::kProtocolError);
+  }
+  st.responded = true;
+  wake_send();
+  return {};
+}
+
+// --- nghttp2 callbacks ---------------------------------------------------------
+
+int Core::on_begin_headers(const nghttp2_frame* frame) {
+  const std::int32_t id = frame->hd.stream_id;
+  StreamState* st = find(id);
+  if (!st) {
+    if (!server_ || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto fresh = std::make_shared<StreamState>(ex_);
+    fresh->core = this;
+    fresh->id = id;
+    fresh->server = true;
+    st = fresh.get();
+    streams_.emplace(id, std::move(fresh));
+  }
+  st->header_bytes = 0;
+  st->header_fields = 0;
+  return 0;
+}
+
+int Core::on_header(const nghttp2_frame* frame, std::string_view name, std::string_view value) {
+  StreamState* st = find(frame->hd.stream_id);
+  if (!st) return 0;
+  // nghttp2 does not enforce our MAX_HEADER_LIST_SIZE on receive; RFC 9113
+  // §6.5.2 counts 32 bytes of overhead per field.
+  st->header_bytes += name.size() + value.size() + 32;
+  if (st->header_bytes > opts_.max_header_list_bytes ||
+      ++st->header_fields > opts_.limits.max_header_fields) {
+    log::debug(kLog, "stream {}: header list over limit ({} bytes, {} fields)", st->id,
+               st->header_bytes, st->header_fields);
+    // nghttp2 resets the stream (INTERNAL_ERROR) and skips the rest of the block.
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  const bool trailers = st->headers_done;
+  if (trailers) {
+    st->trailers.push_back({std::string(name), std::string(value)});
+  } else if (!name.empty() && name[0] == ':') {
+    if (server_) {
+      if (name == ":method") st->request.method = value;
+      else if (name == ":authority") st->request.authority = value;
+      else if (name == ":scheme") st->request.scheme = value;
+      else if (name == ":path") st->request.path = value;
+    } else if (name == ":status") {
+      int status = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), status);
+      st->status = (ec == std::errc() && p == value.data() + value.size()) ? status : 0;
+    }
+  } else if (server_) {
+    st->request.headers.push_back({std::string(name), std::string(value)});
+  } else {
+    st->headers.push_back({std::string(name), std::string(value)});
+  }
+  return 0;
+}
+
+int Core::count_empty_frame(const nghttp2_frame* frame, std::size_t payload) {
+  StreamState* st = find(frame->hd.stream_id);
+  if (!st) return 0;
+  if (payload > 0 || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    st->empty_frames = 0;
+    return 0;
+  }
+  // Empty frames cost us work and the peer nothing (CVE-2019-9518).
+  if (++st->empty_frames > opts_.limits.max_consecutive_empty_frames) {
+    log::info(kLog, "closing HTTP/2 connection: empty frame flood on stream {}", st->id);
+    pending_terminate_ = NGHTTP2_ENHANCE_YOUR_CALM;
+    pending_terminate_reason_ = make_error_code(Errc::kFlood);
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+int Core::on_frame_recv(const nghttp2_frame* frame) {
+  log::log(log::Level::kTrace, kLog, "{} recv frame type {} flags {:#x} stream {} length {}",
+           server_ ? "server" : "client", frame->hd.type, frame->hd.flags, frame->hd.stream_id,
+           frame->hd.length);
+  switch (frame->hd.type) {
+    case NGHTTP2_DATA: {
+      if (int rv = count_empty_frame(frame, frame->hd.length - frame->data.padlen)) return rv;
+      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        if (StreamState* st = find(frame->hd.stream_id)) {
+          st->remote_ended = true;
+          st->read_wake.cancel();
+        }
+      }
+      break;
+    }
+    case NGHTTP2_HEADERS: {
+      StreamState* st = find(frame->hd.stream_id);
+      if (!st) break;
+      if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && st->headers_done) {
+        if (int rv = count_empty_frame(frame, frame->hd.length)) return rv;
+      }
+      if (!st->headers_done) {
+        if (server_) {
+          st->headers_done = true;
+          new_requests_.push_back(streams_.at(st->id));
+        } else if (st->status >= 100 && st->status < 200) {
+          st->headers.clear();  // informational; the final response follows
+          st->status = 0;
+        } else {
+          st->headers_done = true;
+          if (st->status == 0) st->error = make_error_code(Errc::kBadResponse);
+          st->read_wake.cancel();
+        }
+      }
+      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        st->remote_ended = true;
+        st->read_wake.cancel();
+      }
+      break;
+    }
+    case NGHTTP2_SETTINGS:
+      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) peer_settings_seen_ = true;
+      break;
+    case NGHTTP2_PING:
+      if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+        ping_outstanding_ = false;
+        // The peer has seen our shutdown notice: send the final GOAWAY.
+        if (draining_ && server_ && !final_goaway_sent_) {
+          final_goaway_sent_ = true;
+          nghttp2_submit_goaway(ng_.get(), NGHTTP2_FLAG_NONE,
+                                nghttp2_session_get_last_proc_stream_id(ng_.get()),
+                                NGHTTP2_NO_ERROR, nullptr, 0);
+        }
+      }
+      break;
+    case NGHTTP2_GOAWAY:
+      goaway_received_ = true;
+      if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+        fail(make_wire_error(frame->goaway.error_code));
+      }
+      log::debug(kLog, "GOAWAY received: last stream {}, code {}", frame->goaway.last_stream_id,
+                 frame->goaway.error_code);
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Core::on_data_chunk_recv(std::int32_t stream_id, const std::uint8_t* data, std::size_t len) {
+  StreamState* st = find(stream_id);
+  if (!st || st->discard || st->app_reset || st->error) {
+    // Nobody will read these bytes: return their connection credit at once.
+    pending_connection_consume_ += len;
+    return 0;
+  }
+  if (st->rhead > 0 && st->rhead == st->rbuf.size()) {
+    st->rbuf.clear();
+    st->rhead = 0;
+  }
+  st->rbuf.insert(st->rbuf.end(), data, data + len);
+  st->read_wake.cancel();
+  return 0;
+}
+
+int Core::on_stream_close(std::int32_t stream_id, std::uint32_t error_code) {
+  log::log(log::Level::kTrace, kLog, "{} stream {} closed: {}", server_ ? "server" : "client",
+           stream_id, nghttp2_http2_strerror(error_code));
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return 0;
+  std::shared_ptr<StreamState> st = std::move(it->second);
+  streams_.erase(it);
+  st->closed = true;
+  if (error_code == NGHTTP2_NO_ERROR || error_code == NGHTTP2_CANCEL) {
+    // ztunnel reads RST_STREAM NO_ERROR/CANCEL as EOF.
+    st->remote_ended = true;
+  } else if (!st->error) {
+    st->error = make_wire_error(error_code);
+    pending_connection_consume_ += st->buffered();
+    st->rbuf.clear();
+    st->rhead = 0;
+  }
+  if (st->wsize > 0 && !st->error) st->error = make_error_code(Errc::kStreamClosed);
+  if (st->discard && st->buffered() > 0) {
+    st->rbuf.clear();
+    st->rhead = 0;
+  }
+  // The stream is gone from nghttp2: return the connection credit of bytes
+  // still buffered now (the reader may take them later, or never), and
+  // detach so the state never points at a session that may be destroyed.
+  pending_connection_consume_ += st->buffered();
+  st->core = nullptr;
+  st->read_wake.cancel();
+  st->write_wake.cancel();
+  wake_send();
+  return 0;
+}
+
+int Core::on_frame_send(const nghttp2_frame* frame) {
+  log::log(log::Level::kTrace, kLog, "{} sent frame type {} flags {:#x} stream {} length {}",
+           server_ ? "server" : "client", frame->hd.type, frame->hd.flags, frame->hd.stream_id,
+           frame->hd.length);
+  if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    // Resets the peer made us send (bad frames, refused streams, header
+    // floods) are the MadeYouReset pattern; Debian's nghttp2 has no glitch
+    // limiter, so bound them here. Resets the application asked for are not
+    // counted.
+    StreamState* st = find(frame->hd.stream_id);
+    const bool ours = st && st->app_reset;
+    if (!ours && !sent_resets_.take() && !pending_terminate_ && !terminating_) {
+      log::info(kLog, "closing HTTP/2 connection: too many stream resets caused by peer");
+      pending_terminate_ = NGHTTP2_ENHANCE_YOUR_CALM;
+      pending_terminate_reason_ = make_error_code(Errc::kFlood);
+    }
+  } else if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    auto it = streams_.find(frame->hd.stream_id);
+    if (it != streams_.end()) {
+      it->second->local_end_sent = true;
+      if (it->second->reset_when_ended) pending_resets_.push_back(it->second);
+    }
+  } else if (frame->hd.type == NGHTTP2_GOAWAY) {
+    goaway_sent_ = true;
+    if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+      fail(frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM
+               ? make_error_code(Errc::kFlood)
+               : make_wire_error(frame->goaway.error_code));
+    }
+  }
+  return 0;
+}
+
+int Core::on_frame_not_send(const nghttp2_frame* frame, int lib_error) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  // A request that never left (GOAWAY received, session closing).
+  if (StreamState* st = find(frame->hd.stream_id)) {
+    if (!st->error) {
+      st->error = make_error_code(lib_error == NGHTTP2_ERR_START_STREAM_NOT_ALLOWED
+                                      ? Errc::kGoaway
+                                      : Errc::kStreamClosed);
+    }
+    st->read_wake.cancel();
+    st->write_wake.cancel();
+  }
+  return 0;
+}
+
+int Core::on_invalid_frame_recv(const nghttp2_frame* frame, int lib_error) {
+  log::debug(kLog, "invalid frame type {} on stream {}: {}", frame->hd.type, frame->hd.stream_id,
+             nghttp2_strerror(lib_error));
+  return 0;
+}
+
+ssize_t Core::read_data(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                        std::uint32_t* data_flags, nghttp2_data_source* source, void*) {
+  return read_data_impl(buf, length, data_flags, source);
+}
+
+ssize_t Core::read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
+                             nghttp2_data_source* source) noexcept {
+  // Copies straight from the writer's buffer into nghttp2's frame buffer.
+  // A later NGHTTP2_DATA_FLAG_NO_COPY + send_data_callback variant could
+  // gather the writer's buffer into the transport write instead.
+  auto* st = static_cast<StreamState*>(source->ptr);
+  if (st->wsize > 0) {
+    const std::size_t n = std::min(length, st->wsize);
+    std::memcpy(buf, st->wdata, n);
+    st->wdata += n;
+    st->wsize -= n;
+    if (st->wsize == 0) {
+      st->wdata = nullptr;
+      try {
+        st->write_wake.cancel();
+      } catch (...) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+      if (st->write_shutdown) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return static_cast<ssize_t>(n);
+  }
+  if (st->write_shutdown) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return 0;
+  }
+  return NGHTTP2_ERR_DEFERRED;
+}
+
+}  // namespace detail
+
+// --- Stream ----------------------------------------------------------------------
+
+namespace {
+
+awaitable<std::tuple<error_code, std::size_t>> stream_read_some(
+    std::shared_ptr<detail::StreamState> st, asio::mutable_buffer buffer) {
+  for (;;) {
+    if (!st->open_for_data) co_return std::tuple{make_error_code(Errc::kNotOpen), 0};
+    if (st->buffered() > 0) {
+      if (buffer.size() == 0) co_return std::tuple{error_code{}, 0};
+      const std::size_t n = std::min(buffer.size(), st->buffered());
+      std::memcpy(buffer.data(), st->rbuf.data() + st->rhead, n);
+      st->rhead += n;
+      if (st->rhead == st->rbuf.size()) {
+        st->rbuf.clear();
+        st->rhead = 0;
+        // Keep idle streams small; a busy one re-grows up to its window.
+        if (st->rbuf.capacity() > (64u << 10)) st->rbuf.shrink_to_fit();
+      } else if (st->rhead >= (64u << 10) && st->rhead * 2 >= st->rbuf.size()) {
+        st->rbuf.erase(st->rbuf.begin(), st->rbuf.begin() + static_cast<std::ptrdiff_t>(st->rhead));
+        st->rhead = 0;
+      }
+      // Only now does the peer get its window back.
+      if (st->core) st->core->consume(*st, n);
+      co_return std::tuple{error_code{}, n};
+    }
+    if (st->error) co_return std::tuple{st->error, 0};
+    if (st->remote_ended || st->closed) co_return std::tuple{make_error_code(asio::error::eof), 0};
+    if (!st->core) co_return std::tuple{make_error_code(Errc::kConnectionClosed), 0};
+    if (!co_await wait_for_wake(st->read_wake)) {
+      co_return std::tuple{make_error_code(asio::error::operation_aborted), 0};
+    }
+  }
+}
+
+awaitable<std::tuple<error_code, std::size_t>> stream_write(std::shared_ptr<detail::StreamState> st,
+                                                            asio::const_buffer data) {
+  if (!st->open_for_data) co_return std::tuple{make_error_code(Errc::kNotOpen), 0};
+  if (st->write_shutdown) co_return std::tuple{make_error_code(Errc::kWriteShutdown), 0};
+  if (st->error) co_return std::tuple{st->error, 0};
+  if (st->closed) co_return std::tuple{make_error_code(Errc::kStreamClosed), 0};
+  if (!st->core) co_return std::tuple{make_error_code(Errc::kConnectionClosed), 0};
+  if (data.size() == 0) co_return std::tuple{error_code{}, 0};
+  st->wdata = static_cast<const std::uint8_t*>(data.data());
+  st->wsize = data.size();
+  st->core->resume_data(*st);
+  while (st->wsize > 0) {
+    if (st->error || st->closed || !st->core) break;
+    if (!co_await wait_for_wake(st->write_wake)) {
+      const std::size_t taken = data.size() - st->wsize;
+      st->wdata = nullptr;  // the caller's buffer is theirs again
+      st->wsize = 0;
+      co_return std::tuple{make_error_code(asio::error::operation_aborted), taken};
+    }
+  }
+  const std::size_t taken = data.size() - st->wsize;
+  if (st->wsize > 0) {
+    st->wdata = nullptr;
+    st->wsize = 0;
+    error_code ec = st->error ? st->error
+                              : make_error_code(st->closed ? Errc::kStreamClosed
+                                                           : Errc::kConnectionClosed);
+    co_return std::tuple{ec, taken};
+  }
+  co_return std::tuple{error_code{}, taken};
+}
+
+}  // namespace
+
+Stream::Stream(std::shared_ptr<detail::StreamState> state) : state_(std::move(state)) {}
+
+Stream& Stream::operator=(Stream&& other) noexcept {
+  if (this != &other) {
+    release();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Stream::~Stream() { release(); }
+
+void Stream::release() noexcept {
+  if (state_ && state_->core) state_->core->release_stream(*state_);
+  state_.reset();
+}
+
+std::int32_t Stream::id() const { return state_ ? state_->id : -1; }
+
+asio::any_io_executor Stream::get_executor() const {
+  return state_ ? state_->read_wake.get_executor() : asio::any_io_executor();
+}
+
+awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buffer) {
+  if (!state_) {
+    return []() -> awaitable<std::tuple<error_code, std::size_t>> {
+      co_return std::tuple{make_error_code(Errc::kStreamClosed), 0};
+    }();
+  }
+  return stream_read_some(state_, buffer);
+}
+
+awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer data) {
+  if (!state_) {
+    return []() -> awaitable<std::tuple<error_code, std::size_t>> {
+      co_return std::tuple{make_error_code(Errc::kStreamClosed), 0};
+    }();
+  }
+  return stream_write(state_, data);
+}
+
+error_code Stream::shutdown_write() {
+  if (!state_) return make_error_code(Errc::kStreamClosed);
+  detail::StreamState& st = *state_;
+  if (!st.open_for_data) return make_error_code(Errc::kNotOpen);
+  if (st.write_shutdown) return {};
+  if (st.error) return st.error;
+  if (!st.core) return make_error_code(Errc::kConnectionClosed);
+  st.write_shutdown = true;
+  st.core->resume_data(st);
+  return {};
+}
+
+void Stream::reset(std::uint32_t code) {
+  if (state_ && state_->core) state_->core->reset_stream(*state_, code);
+}
+
+error_code Stream::respond(int status, const Headers& headers) {
+  if (!state_) return make_error_code(Errc::kStreamClosed);
+  if (!state_->server) return make_error_code(Errc::kNotServerStream);
+  if (!state_->core) {
+    if (state_->error) return state_->error;
+    return make_error_code(state_->closed ? Errc::kStreamClosed : Errc::kConnectionClosed);
+  }
+  return state_->core->respond(*state_, status, headers);
+}
+
+std::size_t Stream::buffered_bytes() const { return state_ ? state_->buffered() : 0; }
+
+const Headers& Stream::trailers() const {
+  static const Headers kEmpty;
+  return state_ ? state_->trailers : kEmpty;
+}
+
+const std::string* find_header(const Headers& headers, std::string_view name) {
+  for (const Header& h : headers) {
+    if (h.name == name) return &h.value;
+  }
+  return nullptr;
+}
+
+// --- session handles -------------------------------------------------------------
+
+ServerSession::ServerSession(std::unique_ptr<Transport> transport, Handler handler,
+                             SessionOptions options)
+    : core_(std::make_shared<detail::Core>(std::move(transport), std::move(options), true,
+                                           std::move(handler))) {}
+
+awaitable<error_code> ServerSession::run() { return detail::Core::run(core_); }
+void ServerSession::drain() { core_->drain(); }
+void ServerSession::close() { core_->close(); }
+std::size_t ServerSession::active_streams() const { return core_->active_streams(); }
+bool ServerSession::is_closed() const { return core_->is_closed(); }
+
+ClientSession::ClientSession(std::unique_ptr<Transport> transport, SessionOptions options)
+    : core_(std::make_shared<detail::Core>(std::move(transport), std::move(options), false,
+                                           ServerSession::Handler())) {}
+
+awaitable<error_code> ClientSession::run() { return detail::Core::run(core_); }
+
+awaitable<boost::system::result<Response>> ClientSession::open_stream(std::string authority,
+                                                                      Headers headers) {
+  return detail::Core::open_stream(core_, std::move(authority), std::move(headers));
+}
+
+bool ClientSession::is_usable() const { return core_->is_usable(); }
+std::size_t ClientSession::available_streams() const { return core_->available_streams(); }
+std::size_t ClientSession::active_streams() const { return core_->active_streams(); }
+std::uint32_t ClientSession::peer_max_concurrent_streams() const {
+  return core_->peer_max_concurrent_streams();
+}
+void ClientSession::drain() { core_->drain(); }
+void ClientSession::close() { core_->close(); }
+
+}  // namespace ztunnel::h2
