@@ -1,0 +1,153 @@
+// Bidirectional byte copy between two streams, with half-close propagated
+// each way and no buffer held while a connection is idle.
+//
+// A stream type takes part by providing, next to its type (found by ADL) or
+// here for tcp::socket:
+//   awaitable<error_code> wait_readable(S&)              may return at once
+//   awaitable<std::pair<error_code, size_t>> read_some(S&, mutable_buffer)   EOF = error::eof
+//   awaitable<error_code> write_all(S&, const_buffer)
+//   error_code shutdown_write(S&)                        our FIN / END_STREAM
+//   void abort(S&)                                       reset; wakes pending operations
+// Both directions run on the caller's executor (one thread): no locks.
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+namespace ztunnel::net {
+
+using boost::asio::ip::tcp;
+using boost::system::error_code;
+
+// Buffer sizes grow with the bytes a direction has carried, as Istio's copy
+// does: small for chatty connections, large for bulk transfer (fewer
+// syscalls per MB). Sizes leave room for allocator headers.
+struct CopyBufferPolicy {
+  static constexpr std::size_t kSmall = 1024;
+  static constexpr std::size_t kMedium = 16 * 1024 - 64;
+  static constexpr std::size_t kLarge = 256 * 1024 - 64;
+  static constexpr uint64_t kMediumAfter = 128 * 1024;
+  static constexpr uint64_t kLargeAfter = 10 * 1024 * 1024;
+
+  static std::size_t size_for(uint64_t bytes_so_far) {
+    if (bytes_so_far >= kLargeAfter) return kLarge;
+    if (bytes_so_far >= kMediumAfter) return kMedium;
+    return kSmall;
+  }
+};
+
+struct CopyResult {
+  uint64_t a_to_b = 0;  // bytes read from a and written to b
+  uint64_t b_to_a = 0;
+  error_code error;     // the first failure in either direction; empty on clean close
+};
+
+// --- tcp::socket as a copy endpoint ----------------------------------------
+inline boost::asio::awaitable<error_code> wait_readable(tcp::socket& s) {
+  auto [ec] = co_await s.async_wait(tcp::socket::wait_read, boost::asio::as_tuple(boost::asio::use_awaitable));
+  co_return ec;
+}
+inline boost::asio::awaitable<std::pair<error_code, std::size_t>> read_some(tcp::socket& s,
+                                                                            boost::asio::mutable_buffer b) {
+  auto [ec, n] = co_await s.async_read_some(b, boost::asio::as_tuple(boost::asio::use_awaitable));
+  co_return std::pair{ec, n};
+}
+inline boost::asio::awaitable<error_code> write_all(tcp::socket& s, boost::asio::const_buffer b) {
+  auto [ec, n] = co_await boost::asio::async_write(s, b, boost::asio::as_tuple(boost::asio::use_awaitable));
+  (void)n;
+  co_return ec;
+}
+inline error_code shutdown_write(tcp::socket& s) {
+  error_code ec;
+  s.shutdown(tcp::socket::shutdown_send, ec);
+  return ec;
+}
+inline void abort(tcp::socket& s) {
+  error_code ignored;
+  // SO_LINGER 0 turns the close into an RST, so the peer learns it was cut
+  // off rather than seeing a clean end of stream.
+  s.set_option(boost::asio::socket_base::linger(true, 0), ignored);
+  s.close(ignored);
+}
+
+namespace detail {
+
+template <class From, class To>
+boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, error_code& failure,
+                                          bool& aborted) {
+  std::unique_ptr<std::byte[]> buffer;
+  std::size_t capacity = 0;
+  bool drained = true;  // the last read did not fill the buffer: wait before allocating
+  for (;;) {
+    if (drained) {
+      buffer.reset();  // idle connections hold no copy buffer
+      capacity = 0;
+      if (error_code ec = co_await wait_readable(from)) {
+        if (!failure && !aborted) failure = ec;
+        break;
+      }
+    }
+    const std::size_t want = CopyBufferPolicy::size_for(bytes);
+    if (capacity != want) {
+      buffer = std::make_unique_for_overwrite<std::byte[]>(want);
+      capacity = want;
+    }
+    auto [ec, n] = co_await read_some(from, boost::asio::buffer(buffer.get(), capacity));
+    if (n > 0) {
+      if (error_code write_ec = co_await write_all(to, boost::asio::buffer(buffer.get(), n))) {
+        if (!failure && !aborted) failure = write_ec;
+        break;
+      }
+      bytes += n;
+    }
+    if (ec == boost::asio::error::eof) {
+      // Half-close: pass the FIN on and keep the other direction running.
+      if (error_code shut = shutdown_write(to); shut && !failure && !aborted) failure = shut;
+      if (!failure) co_return;
+      break;
+    }
+    if (ec) {
+      if (!failure && !aborted) failure = ec;
+      break;
+    }
+    drained = n < capacity;
+  }
+  // A failure in one direction ends both: reset the two ends so the other
+  // direction's pending read or write returns at once.
+  if (!aborted) {
+    aborted = true;
+    abort(from);
+    abort(to);
+  }
+}
+
+}  // namespace detail
+
+// Copies a->b and b->a until both directions have seen EOF (each EOF is
+// passed on as a half-close) or either fails (both ends are then reset).
+// Cancellation: cancelling the awaiting coroutine (e.g. racing it with `||`
+// against a drain or policy timer) destroys both directions' frames; the
+// caller then owns closing the streams.
+template <class A, class B>
+boost::asio::awaitable<CopyResult> copy_bidirectional(A& a, B& b) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  CopyResult result;
+  bool aborted = false;
+  error_code failure;
+  co_await (detail::copy_one_way(a, b, result.a_to_b, failure, aborted) &&
+            detail::copy_one_way(b, a, result.b_to_a, failure, aborted));
+  result.error = failure;
+  co_return result;
+}
+
+}  // namespace ztunnel::net

@@ -1,0 +1,143 @@
+// Socket options via setsockopt and the default SocketFactory.
+#include "net/socket.h"
+
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+
+namespace ztunnel::net {
+namespace {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+error_code last_error() { return error_code(errno, boost::system::system_category()); }
+
+error_code set_int(int fd, int level, int name, int value) {
+  if (::setsockopt(fd, level, name, &value, sizeof value) != 0) return last_error();
+  return {};
+}
+
+tcp::endpoint endpoint_from(const sockaddr_storage& storage) {
+  if (storage.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(storage);
+    asio::ip::address_v6::bytes_type bytes;
+    std::memcpy(bytes.data(), &in6.sin6_addr, bytes.size());
+    asio::ip::address_v6 v6(bytes);
+    // A v4 client on a dual-stack socket shows up v4-mapped; report it as v4.
+    asio::ip::address ip = v6.is_v4_mapped()
+                               ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, v6))
+                               : asio::ip::address(v6);
+    return {ip, ntohs(in6.sin6_port)};
+  }
+  const auto& in4 = reinterpret_cast<const sockaddr_in&>(storage);
+  return {asio::ip::address_v4(ntohl(in4.sin_addr.s_addr)), ntohs(in4.sin_port)};
+}
+
+}  // namespace
+
+boost::system::result<tcp::endpoint> original_dst(tcp::socket& socket) {
+  const int fd = socket.native_handle();
+  sockaddr_storage storage{};
+  socklen_t len = sizeof storage;
+  const bool ipv6 = socket.local_endpoint().protocol() == tcp::v6();
+  // A v4 connection accepted on a [::] listener still has its conntrack
+  // entry in the IPv4 table, so try IPv4 first unless the socket is native v6.
+  if (::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &storage, &len) == 0) return endpoint_from(storage);
+  if (ipv6) {
+    len = sizeof storage;
+    if (::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &storage, &len) == 0) return endpoint_from(storage);
+  }
+  return last_error();
+}
+
+error_code set_mark(int fd, uint32_t mark) { return set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(mark)); }
+
+error_code set_nodelay(int fd) { return set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
+
+error_code set_keepalive(int fd, const KeepaliveOptions& options) {
+  if (!options.enabled) return set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
+  if (auto ec = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1)) return ec;
+  if (auto ec = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(options.time.count()))) return ec;
+  if (auto ec = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(options.interval.count()))) return ec;
+  if (auto ec = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(options.retries))) return ec;
+  if (options.user_timeout) {
+    const auto total = options.time + options.interval * options.retries;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(total).count();
+    if (auto ec = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(ms))) return ec;
+  }
+  return {};
+}
+
+error_code set_transparent(int fd, bool ipv6) {
+  if (ipv6) {
+    if (auto ec = set_int(fd, SOL_IPV6, IPV6_TRANSPARENT, 1)) return ec;
+    return set_int(fd, SOL_IPV6, IPV6_FREEBIND, 1);
+  }
+  if (auto ec = set_int(fd, SOL_IP, IP_TRANSPARENT, 1)) return ec;
+  return set_int(fd, SOL_IP, IP_FREEBIND, 1);
+}
+
+boost::system::result<tcp::acceptor> SocketFactory::listen(const asio::any_io_executor& executor,
+                                                           const tcp::endpoint& endpoint) const {
+  tcp::acceptor acceptor(executor);
+  error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec) return ec;
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (ec) return ec;
+  if (options_.reuse_port) {
+    if ((ec = set_int(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, 1))) return ec;
+  }
+  if (options_.mark) {
+    if ((ec = set_mark(acceptor.native_handle(), *options_.mark))) return ec;
+  }
+  acceptor.bind(endpoint, ec);
+  if (ec) return ec;
+  acceptor.listen(tcp::socket::max_listen_connections, ec);
+  if (ec) return ec;
+  return acceptor;
+}
+
+void SocketFactory::prepare_accepted(tcp::socket& socket) const {
+  // Best effort: an option a kernel refuses must not cost the connection.
+  (void)set_nodelay(socket.native_handle());
+  (void)set_keepalive(socket.native_handle(), options_.keepalive);
+}
+
+asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(
+    tcp::endpoint destination, std::optional<asio::ip::address> source) const {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::socket socket(executor);
+  error_code ec;
+  socket.open(destination.protocol(), ec);
+  if (ec) co_return ec;
+  const int fd = socket.native_handle();
+  if (options_.mark && (ec = set_mark(fd, *options_.mark))) co_return ec;
+  (void)set_nodelay(fd);
+  (void)set_keepalive(fd, options_.keepalive);
+  if (source) {
+    if ((ec = set_transparent(fd, destination.protocol() == tcp::v6()))) co_return ec;
+    socket.bind(tcp::endpoint(*source, 0), ec);
+    if (ec) co_return ec;
+  }
+  asio::steady_timer deadline(executor, options_.connect_timeout);
+  auto outcome = co_await (socket.async_connect(destination, use_nothrow) ||
+                           deadline.async_wait(use_nothrow));
+  if (outcome.index() == 1) co_return make_error_code(boost::system::errc::timed_out);
+  if (auto [connect_ec] = std::get<0>(outcome); connect_ec) co_return connect_ec;
+  co_return socket;
+}
+
+}  // namespace ztunnel::net

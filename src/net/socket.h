@@ -1,0 +1,77 @@
+// Socket options the proxy depends on, and the one seam through which every
+// data-plane socket is created (so in-pod mode can mark and place them).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace ztunnel::net {
+
+using boost::asio::ip::tcp;
+using boost::system::error_code;
+
+// The destination a connection had before iptables REDIRECT/TPROXY sent it
+// to us (SO_ORIGINAL_DST, or IP6T_SO_ORIGINAL_DST for IPv6 sockets).
+boost::system::result<tcp::endpoint> original_dst(tcp::socket& socket);
+
+struct KeepaliveOptions {
+  bool enabled = true;
+  std::chrono::seconds time{180};
+  std::chrono::seconds interval{180};
+  uint32_t retries = 9;
+  // TCP_USER_TIMEOUT = time + retries * interval, so a dead peer's unacked
+  // data is abandoned about when keepalive would have given up.
+  bool user_timeout = false;
+};
+
+// Options for sockets a proxy instance creates.
+struct SocketOptions {
+  std::optional<uint32_t> mark;  // SO_MARK, so capture rules skip our own traffic
+  KeepaliveOptions keepalive;
+  bool reuse_port = false;  // listeners: let several workers (or ztunnels) share a port
+  std::chrono::milliseconds connect_timeout{10'000};
+};
+
+error_code set_mark(int fd, uint32_t mark);
+error_code set_keepalive(int fd, const KeepaliveOptions& options);
+error_code set_nodelay(int fd);
+// IP_TRANSPARENT (+ IP_FREEBIND) so a connect can use a source address that
+// is not local: how inbound preserves the client's IP.
+error_code set_transparent(int fd, bool ipv6);
+
+// Creates listeners and outbound connections with the instance's options.
+// Dedicated mode uses it as is; in-pod mode will run it inside the pod's
+// network namespace.
+class SocketFactory {
+ public:
+  explicit SocketFactory(SocketOptions options) : options_(options) {}
+  virtual ~SocketFactory() = default;
+
+  const SocketOptions& options() const { return options_; }
+
+  // A listening socket bound to `endpoint` (port 0 picks one), with
+  // SO_REUSEADDR, SO_REUSEPORT when configured, and the mark.
+  virtual boost::system::result<tcp::acceptor> listen(const boost::asio::any_io_executor& executor,
+                                                      const tcp::endpoint& endpoint) const;
+
+  // Applies keepalive and TCP_NODELAY to an accepted socket.
+  virtual void prepare_accepted(tcp::socket& socket) const;
+
+  // Connects with the mark, keepalive, NODELAY and the connect timeout;
+  // `source`, when set, binds the local address first (transparent when it
+  // is not ours). Cancellation: closing the returned socket's executor's
+  // context aborts it; the timeout yields `timed_out`.
+  virtual boost::asio::awaitable<boost::system::result<tcp::socket>> connect(
+      tcp::endpoint destination, std::optional<boost::asio::ip::address> source = {}) const;
+
+ private:
+  SocketOptions options_;
+};
+
+}  // namespace ztunnel::net
