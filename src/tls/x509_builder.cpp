@@ -152,12 +152,14 @@ core::Result<X509Ptr> build_certificate(const CertificateFields& fields, EVP_PKE
   X509Ptr cert(X509_new());
   bssl::UniquePtr<X509_NAME> subject(X509_NAME_new());
   if (!cert || !subject) return ssl_error("X509_new");
-  if (!fields.common_name.empty() &&
-      !X509_NAME_add_entry_by_NID(
-          subject.get(), NID_commonName, MBSTRING_UTF8,
-          reinterpret_cast<const uint8_t*>(fields.common_name.data()),
-          static_cast<int>(fields.common_name.size()), -1, 0)) {
-    return ssl_error("subject name");
+  for (auto [nid, value] : {std::pair{NID_organizationName, &fields.organization},
+                            std::pair{NID_commonName, &fields.common_name}}) {
+    if (!value->empty() &&
+        !X509_NAME_add_entry_by_NID(subject.get(), nid, MBSTRING_UTF8,
+                                    reinterpret_cast<const uint8_t*>(value->data()),
+                                    static_cast<int>(value->size()), -1, 0)) {
+      return ssl_error("subject name");
+    }
   }
   if (!X509_set_version(cert.get(), X509_VERSION_3) || !set_random_serial(cert.get()) ||
       !X509_set_subject_name(cert.get(), subject.get()) ||

@@ -28,6 +28,7 @@ enum KeyUsageBits : uint32_t {
 // SANs, an embedded NUL, a CA:TRUE leaf); production callers validate first.
 struct CertificateFields {
   std::string common_name;            // empty = empty subject DN, as Istio's CSRs
+  std::string organization;           // O=, Istio puts the trust domain in its CA's
   std::vector<std::string> uri_sans;  // raw bytes, length-preserving
   std::vector<std::string> dns_sans;
   // RFC 5280 §4.2.1.6: SAN must be critical when the subject is empty; Istio's
