@@ -31,7 +31,7 @@ struct StringHash {
   }
 };
 
-template <class K, class V, class Hash = std::hash<K>, std::size_t kShards = 64>
+template <class K, class V, class Hash = std::hash<K>, std::size_t kShards = 256>
 class CowMap {
  public:
   using Map = std::unordered_map<K, V, Hash, std::equal_to<>>;

@@ -37,7 +37,8 @@ ServicePtr best_match(const std::vector<ServicePtr>& candidates,
   ServicePtr first;
   for (const auto& s : candidates) {
     if (caller_namespace && !s->visible_to(*caller_namespace)) {
-      log::debug(kLog, "service {} not visible to namespace {}", s->key(), *caller_namespace);
+      log::debug(kLog, "service {}/{} not visible to namespace {}", s->namespace_, s->hostname,
+                 *caller_namespace);
       continue;
     }
     if (caller_namespace && s->namespace_ == *caller_namespace) return s;
@@ -178,8 +179,8 @@ std::optional<Address> Snapshot::find_hostname(const NamespacedHostname& name) c
   return std::nullopt;
 }
 
-std::map<std::string, std::map<std::string, Endpoint>> Snapshot::staged_endpoints() const {
-  std::map<std::string, std::map<std::string, Endpoint>> out;
+std::map<std::string, EndpointMap> Snapshot::staged_endpoints() const {
+  std::map<std::string, EndpointMap> out;
   contributed_endpoints_.for_each(
       [&](const std::string& key, const std::shared_ptr<EndpointSet>& eps) {
         if (!services_by_key_.find(key)) out.emplace(key, *eps);
@@ -243,14 +244,16 @@ std::vector<PolicyPtr> Snapshot::policies() const { return sorted_values(policie
 // collected and rebuilt once each in finish().
 class SnapshotBuilder {
  public:
-  explicit SnapshotBuilder(Snapshot base) : next_(std::move(base)) {}
+  // `base` is the builder's own copy; a Snapshot is tens of KB of shard
+  // pointers, so it lives on the heap, not the writer's stack.
+  explicit SnapshotBuilder(std::shared_ptr<Snapshot> base) : snapshot_(std::move(base)) {}
 
   void upsert_workload(Workload workload);
   void upsert_service(Service service);
   void upsert_policy(Policy policy);
   void remove_address(const std::string& name);
   void remove_policy(const std::string& key);
-  Snapshot finish(uint64_t version);
+  std::shared_ptr<const Snapshot> finish(uint64_t version);
 
  private:
   // A service whose value must be recomputed. `replaced` with a null `base`
@@ -261,16 +264,18 @@ class SnapshotBuilder {
   };
 
   void remove_workload(const WorkloadPtr& old);
-  void add_contribution(const std::string& key, Endpoint endpoint);
+  void add_contribution(const std::string& key, EndpointPtr endpoint);
   void remove_contribution(const std::string& key, const std::string& uid);
-  ServicePtr with_endpoints(const Service& base, const std::string& key) const;
+  // `declared` plus the health-filtered endpoints workloads contribute.
+  ServicePtr with_endpoints(const Service& declared, const std::string& key) const;
   void index_service(const ServicePtr& s);
   void unindex_service(const Service& s);
   void reindex_in_place(const ServicePtr& s);
   std::vector<Snapshot::CidrEntry>& cidr_vips();
   void remove_policy_from_namespace(const Policy& p);
 
-  Snapshot next_;
+  std::shared_ptr<Snapshot> snapshot_;
+  Snapshot& next_ = *snapshot_;
   std::map<std::string, Pending> pending_;  // by service key
 };
 
@@ -288,8 +293,12 @@ void SnapshotBuilder::upsert_workload(Workload workload) {
       next_.workloads_by_address_[index_key({w->network, ip})].push_back(w);
     }
   }
-  next_.workloads_by_name_[service_key(w->namespace_, w->name)].push_back(w);
-  for (auto& [key, endpoint] : endpoints_of(*w)) add_contribution(key, std::move(endpoint));
+  // Nameless workloads (some WorkloadEntries) cannot be a proxy's own
+  // workload; leaving them out keeps one huge "ns/" entry from forming.
+  if (!w->name.empty()) next_.workloads_by_name_[service_key(w->namespace_, w->name)].push_back(w);
+  for (auto& [key, endpoint] : endpoints_of(*w)) {
+    add_contribution(key, std::make_shared<const Endpoint>(std::move(endpoint)));
+  }
 }
 
 void SnapshotBuilder::remove_workload(const WorkloadPtr& old) {
@@ -304,19 +313,20 @@ void SnapshotBuilder::remove_workload(const WorkloadPtr& old) {
     for (const auto& ip : old->addresses)
       drop_from(next_.workloads_by_address_, index_key({old->network, ip}));
   }
-  drop_from(next_.workloads_by_name_, service_key(old->namespace_, old->name));
+  if (!old->name.empty())
+    drop_from(next_.workloads_by_name_, service_key(old->namespace_, old->name));
   for (const auto& [key, ports] : old->services) remove_contribution(key, old->uid);
 }
 
-void SnapshotBuilder::add_contribution(const std::string& key, Endpoint endpoint) {
+void SnapshotBuilder::add_contribution(const std::string& key, EndpointPtr endpoint) {
   auto& set = next_.contributed_endpoints_[key];
   if (!set) {
     set = std::make_shared<Snapshot::EndpointSet>();
   } else if (set.use_count() != 1) {
     set = std::make_shared<Snapshot::EndpointSet>(*set);
   }
-  std::string uid = endpoint.workload_uid;
-  (*set)[uid] = std::move(endpoint);
+  std::string uid = endpoint->workload_uid;
+  set->insert_or_assign(std::move(uid), std::move(endpoint));
   pending_.try_emplace(key);
 }
 
@@ -401,13 +411,11 @@ void SnapshotBuilder::remove_policy_from_namespace(const Policy& p) {
   if ((*set)->empty()) next_.policies_by_namespace_.erase(ns);
 }
 
-ServicePtr SnapshotBuilder::with_endpoints(const Service& base, const std::string& key) const {
-  auto s = std::make_shared<Service>(base);
-  s->endpoints.clear();
-  if (const auto* declared = next_.declared_endpoints_.find(key)) s->endpoints = **declared;
+ServicePtr SnapshotBuilder::with_endpoints(const Service& declared, const std::string& key) const {
+  auto s = std::make_shared<Service>(declared);
   if (const auto* contributed = next_.contributed_endpoints_.find(key)) {
     for (const auto& [uid, endpoint] : **contributed) {
-      if (s->accepts_endpoint(endpoint.status)) s->endpoints.insert_or_assign(uid, endpoint);
+      if (s->accepts_endpoint(endpoint->status)) s->endpoints.insert_or_assign(uid, endpoint);
     }
   }
   return s;
@@ -473,29 +481,27 @@ void SnapshotBuilder::reindex_in_place(const ServicePtr& s) {
   }
 }
 
-Snapshot SnapshotBuilder::finish(uint64_t version) {
+std::shared_ptr<const Snapshot> SnapshotBuilder::finish(uint64_t version) {
   for (auto& [key, pending] : pending_) {
     const ServicePtr* found = next_.services_by_key_.find(key);
     ServicePtr old = found ? *found : nullptr;
     if (!pending.replaced) {
-      if (old) reindex_in_place(with_endpoints(*old, key));
-      continue;  // no service yet: the endpoints stay staged
+      // No service yet: the endpoints stay staged.
+      if (!old) continue;
+      const ServicePtr* declared = next_.declared_services_.find(key);
+      reindex_in_place(with_endpoints(declared ? **declared : *old, key));
+      continue;
     }
     if (old) unindex_service(*old);
     if (!pending.base) {
-      next_.declared_endpoints_.erase(key);
+      next_.declared_services_.erase(key);
       continue;
     }
-    if (pending.base->endpoints.empty()) {
-      next_.declared_endpoints_.erase(key);
-    } else {
-      next_.declared_endpoints_.set(
-          key, std::make_shared<const Snapshot::EndpointSet>(pending.base->endpoints));
-    }
+    next_.declared_services_.set(key, pending.base);
     index_service(with_endpoints(*pending.base, key));
   }
   next_.version_ = version;
-  return std::move(next_);
+  return std::move(snapshot_);
 }
 
 // --- Store -------------------------------------------------------------------
@@ -504,18 +510,24 @@ Store::Store() : current_(std::make_shared<const Snapshot>()) {}
 
 void Store::apply(Update update) {
   std::lock_guard lock(writer_mutex_);
-  std::shared_ptr<const Snapshot> current = current_.load();
+  std::shared_ptr<const Snapshot> current = snapshot();
   // `current` stays referenced while building, so every shard the builder
   // shares with it has use_count > 1 and gets cloned before any write.
-  SnapshotBuilder builder(update.replace_all ? Snapshot() : *current);
+  SnapshotBuilder builder(update.replace_all ? std::make_shared<Snapshot>()
+                                             : std::make_shared<Snapshot>(*current));
   for (auto& w : update.upserted_workloads) builder.upsert_workload(std::move(w));
   for (auto& s : update.upserted_services) builder.upsert_service(std::move(s));
   for (auto& p : update.upserted_policies) builder.upsert_policy(std::move(p));
   for (const auto& name : update.removed_addresses) builder.remove_address(name);
   for (const auto& key : update.removed_policies) builder.remove_policy(key);
-  auto next = std::make_shared<const Snapshot>(builder.finish(current->version() + 1));
-  current_.store(next);
+  std::shared_ptr<const Snapshot> next = builder.finish(current->version() + 1);
+  {
+    std::lock_guard swap_lock(current_mutex_);
+    current_ = next;
+  }
   for (const auto& listener : listeners_) listener(next);
+  // `current` goes out of scope here, outside current_mutex_, so freeing
+  // what only the old snapshot held never delays a reader.
 }
 
 void Store::add_listener(Listener listener) {

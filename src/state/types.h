@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,6 +113,11 @@ struct Endpoint {
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
+// Shared so that a service's endpoint set can be copied (on every change to
+// it) without copying each endpoint.
+using EndpointPtr = std::shared_ptr<const Endpoint>;
+using EndpointMap = std::map<std::string, EndpointPtr>;  // by workload uid
+
 // The endpoints a workload contributes: one per entry of `services`, keyed
 // by service key.
 std::vector<std::pair<std::string, Endpoint>> endpoints_of(const Workload& workload);
@@ -149,7 +155,7 @@ struct Service {
   // By workload uid. Filled by the store from workloads' `services` entries
   // (health-filtered); a value passed to the store may carry its own, which
   // are kept as given.
-  std::map<std::string, Endpoint> endpoints;
+  EndpointMap endpoints;
 
   std::string key() const { return service_key(namespace_, hostname); }
   NamespacedHostname namespaced_hostname() const { return {namespace_, hostname}; }
@@ -162,8 +168,6 @@ struct Service {
     return status == HealthStatus::kHealthy ||
            (load_balancer && load_balancer->health_policy == LoadBalancerHealthPolicy::kAllowAll);
   }
-
-  friend bool operator==(const Service&, const Service&) = default;
 };
 
 }  // namespace ztunnel::state
