@@ -40,6 +40,11 @@ struct HandshakeResult {
 // Runs the handshake of `stream` (whose SSL came from one of our contexts)
 // until it completes or `deadline` elapses. `stream` must outlive the
 // awaited call, as it does when the caller co_awaits directly.
+//
+// TLS 1.3 caveat for the client side: the client's handshake completes when
+// it has sent its Finished, before the server has judged the client
+// certificate. A server-side rejection (another CA, another trust domain)
+// therefore reaches the client as an alert on its first read, not here.
 boost::asio::awaitable<HandshakeResult> handshake(
     TlsStream& stream, boost::asio::ssl::stream_base::handshake_type type,
     std::chrono::steady_clock::duration deadline);

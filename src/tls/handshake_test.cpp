@@ -16,6 +16,8 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <random>
+#include <vector>
 #include <cstdio>
 #include <thread>
 
@@ -278,6 +280,42 @@ TEST_CASE("plaintext HTTP instead of a ClientHello fails the handshake cleanly")
     co_return co_await handshake(server, kServer, 2s);
   }());
   CHECK(r.error == Errc::kHandshakeFailed);
+}
+
+TEST_CASE("random bytes instead of a ClientHello never crash and always fail the handshake") {
+  Mesh mesh;
+  auto server_ctx = mesh.server();
+  std::mt19937 rng(20260101);  // fixed seed: failures reproduce
+  auto results = run([&]() -> asio::awaitable<std::vector<HandshakeResult>> {
+    auto ex = co_await asio::this_coro::executor;
+    tcp::acceptor acceptor(ex, {asio::ip::address_v4::loopback(), 0});
+    std::vector<HandshakeResult> out;
+    for (int i = 0; i < 40; ++i) {
+      std::vector<uint8_t> junk(1 + rng() % 1500);
+      for (auto& b : junk) b = static_cast<uint8_t>(rng());
+      if (i % 2 == 0 && junk.size() >= 5) {
+        // A plausible TLS handshake record header in front of the junk.
+        junk[0] = 0x16;
+        junk[1] = 0x03;
+        junk[2] = 0x01;
+        junk[3] = static_cast<uint8_t>((junk.size() - 5) >> 8);
+        junk[4] = static_cast<uint8_t>(junk.size() - 5);
+      }
+      tcp::socket peer(ex);
+      co_await peer.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+      TlsStream server = make_stream(co_await acceptor.async_accept(asio::use_awaitable),
+                                     server_ctx->new_ssl());
+      co_await asio::async_write(peer, asio::buffer(junk), asio::use_awaitable);
+      peer.shutdown(tcp::socket::shutdown_send);
+      out.push_back(co_await handshake(server, kServer, 2s));
+    }
+    co_return out;
+  }());
+  REQUIRE(results.size() == 40);
+  for (const auto& r : results) {
+    CHECK(r.error);
+    CHECK(r.error != Errc::kHandshakeTimeout);
+  }
 }
 
 TEST_CASE("an expired server certificate is rejected by the client") {
