@@ -65,6 +65,7 @@ struct Route {
   std::optional<HboneAddress> authority;
   // SPIFFE identities the peer certificate may present (any one suffices):
   // the service's subject_alt_names that parse, then the workload identity.
+  // Set only for kHbone (Istio fills them for TCP too, where nothing reads them).
   std::vector<state::Identity> expected_identities;
   // The workload connected to: the waypoint when `via_waypoint`; null for
   // passthrough.
