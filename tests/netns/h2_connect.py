@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """An independent HBONE client: python3-h2 over ssl (mTLS 1.3, ALPN h2).
 
-  h2_connect.py IP PORT AUTHORITY CERT_DIR
+  h2_connect.py IP PORT AUTHORITY CERT_DIR [STATUS]
 
 Sends CONNECT AUTHORITY with the certificate in CERT_DIR (cert-chain.pem,
-key.pem, root-cert.pem), expects 200, sends a line through the tunnel and
-expects it echoed back. Exit 0 on success.
+key.pem, root-cert.pem). With STATUS 200 (the default) it expects 200, sends
+a line through the tunnel and expects it echoed back; with another STATUS it
+expects that rejection. Exit 0 on success.
 """
 import socket
 import ssl
@@ -18,6 +19,7 @@ import h2.events
 
 def main():
     ip, port, authority, cert_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    expect = (sys.argv[5] if len(sys.argv) > 5 else "200").encode()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = False  # SPIFFE certificates carry a URI SAN, no DNS name
@@ -48,7 +50,7 @@ def main():
                 status = dict(event.headers).get(b":status")
                 print(f"status {status.decode()}")
                 if status != b"200":
-                    return 1
+                    return 0 if status == expect else 1
                 conn.send_data(stream_id, message)
             elif isinstance(event, h2.events.DataReceived):
                 conn.acknowledge_received_data(event.flow_controlled_length, stream_id)

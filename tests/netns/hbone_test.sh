@@ -72,6 +72,15 @@ test_python_h2_mtls_connect() {
   in_a "$PY" "$LIB_DIR/h2_connect.py" "$IP_B" 15008 "$IP_B:8080" "$WORK/tester"
 }
 
+test_wrong_destination_is_400() {
+  # vm-b's ztunnel must not reach an address other than the one it was called on.
+  in_a "$PY" "$LIB_DIR/h2_connect.py" "$IP_B" 15008 "$IP_A:8080" "$WORK/tester" 400
+}
+
+test_closed_upstream_port_is_503() {
+  in_a "$PY" "$LIB_DIR/h2_connect.py" "$IP_B" 15008 "$IP_B:9" "$WORK/tester" 503
+}
+
 test_no_client_cert_refused() {
   local out before after
   before=$(grep -c 'TLS handshake from' "$WORK/vm-b.log" || true)
@@ -87,7 +96,8 @@ test_no_client_cert_refused() {
 
 netns_up
 for t in test_1kib_transfer test_10mib_transfer test_half_close test_inbound_logs_peer_identity \
-  test_50_concurrent_share_one_connection test_python_h2_mtls_connect test_no_client_cert_refused; do
+  test_50_concurrent_share_one_connection test_python_h2_mtls_connect \
+  test_wrong_destination_is_400 test_closed_upstream_port_is_503 test_no_client_cert_refused; do
   run "$t"
 done
 ((failed == 0))
