@@ -100,4 +100,19 @@ for t in test_1kib_transfer test_10mib_transfer test_half_close test_inbound_log
   test_wrong_destination_is_400 test_closed_upstream_port_is_503 test_no_client_cert_refused; do
   run "$t"
 done
+
+# Last, in this shell (a subshell cannot wait for them): both ztunnels exit 0 on SIGTERM.
+rc=0
+for pid in "${PIDS[@]:0:2}"; do
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+done
+PIDS=("${PIDS[@]:2}")
+if ((rc == 0)); then
+  echo "PASS sigterm_exits_zero"
+  passed=$((passed + 1))
+else
+  echo "FAIL sigterm_exits_zero (exit code $rc)"
+  failed=$((failed + 1))
+fi
 ((failed == 0))
