@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "identity/periodic.h"
 #include "core/log.h"
 #include "tls/certificate.h"
 #include "tls/spiffe.h"
@@ -231,25 +232,15 @@ void BuiltinCaProvider::forget(const state::Identity& id) {
   certs_.erase(id);
 }
 
-asio::awaitable<void> BuiltinCaProvider::renew_loop(std::weak_ptr<BuiltinCaProvider> weak,
-                                                    uint64_t generation,
-                                                    std::chrono::steady_clock::duration interval) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    timer.expires_after(interval);
-    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;
-    auto self = weak.lock();
-    if (!self || self->generation_ != generation) co_return;
-    self->renew_due();
-  }
-}
-
 void BuiltinCaProvider::start(asio::any_io_executor executor,
                               std::chrono::steady_clock::duration interval) {
-  uint64_t generation = ++generation_;
-  asio::co_spawn(std::move(executor), renew_loop(weak_from_this(), generation, interval),
-                 asio::detached);
+  const uint64_t generation = ++generation_;
+  run_every(std::move(executor), interval, [weak = weak_from_this(), generation] {
+    auto self = weak.lock();
+    if (!self || self->generation_ != generation) return false;
+    self->renew_due();
+    return true;
+  });
 }
 
 }  // namespace ztunnel::identity

@@ -108,9 +108,6 @@ class BuiltinCaProvider final : public CertificateProvider,
   std::chrono::system_clock::time_point now() const;
   // Mints and installs a certificate for `id` unless a fresh one appeared meanwhile.
   core::Result<CertPtr> renew(const state::Identity& id);
-  static boost::asio::awaitable<void> renew_loop(std::weak_ptr<BuiltinCaProvider> weak,
-                                                 uint64_t generation,
-                                                 std::chrono::steady_clock::duration interval);
 
   const Issuer issuer_;
   const std::chrono::seconds ttl_;

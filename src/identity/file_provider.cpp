@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "identity/periodic.h"
 #include "core/log.h"
 
 namespace ztunnel::identity {
@@ -126,26 +127,15 @@ bool FileCertificateProvider::poll() {
   return true;
 }
 
-// Holds only a weak reference between ticks, so dropping the provider ends the loop.
-asio::awaitable<void> FileCertificateProvider::poll_loop(std::weak_ptr<FileCertificateProvider> weak,
-                                                         uint64_t generation,
-                                                         std::chrono::steady_clock::duration interval) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    timer.expires_after(interval);
-    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;
-    auto self = weak.lock();
-    if (!self || self->generation_ != generation) co_return;
-    self->poll();
-  }
-}
-
 void FileCertificateProvider::start(asio::any_io_executor executor,
                                     std::chrono::steady_clock::duration interval) {
-  uint64_t generation = ++generation_;
-  asio::co_spawn(std::move(executor), poll_loop(weak_from_this(), generation, interval),
-                 asio::detached);
+  const uint64_t generation = ++generation_;
+  run_every(std::move(executor), interval, [weak = weak_from_this(), generation] {
+    auto self = weak.lock();
+    if (!self || self->generation_ != generation) return false;
+    self->poll();
+    return true;
+  });
 }
 
 }  // namespace ztunnel::identity

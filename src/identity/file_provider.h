@@ -76,9 +76,6 @@ class FileCertificateProvider final : public CertificateProvider,
 
   explicit FileCertificateProvider(CertificateFiles files) : files_(std::move(files)) {}
   Stamps stamps() const;
-  static boost::asio::awaitable<void> poll_loop(std::weak_ptr<FileCertificateProvider> weak,
-                                                uint64_t generation,
-                                                std::chrono::steady_clock::duration interval);
 
   const CertificateFiles files_;
   std::atomic<uint64_t> generation_{0};  // bumped by start() and stop(); ends older loops
