@@ -3,12 +3,28 @@
 
 #include <sys/resource.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <thread>
+#include <tuple>
 
 #include "core/log.h"
 #include "core/version.h"
+#include "identity/builtin_ca.h"
+#include "identity/file_provider.h"
+#include "net/socket.h"
+#include "proxy/hbone_address.h"
+#include "proxy/inbound.h"
+#include "proxy/outbound.h"
+#include "proxy/pool.h"
 #include "xds/local_config.h"
 
 namespace ztunnel::app {
@@ -46,9 +62,34 @@ int App::run() {
     log::warn("xds", "XDS_ADDRESS={} is set but this build has no xDS client yet; "
               "set XDS_ADDRESS=\"\" and use LOCAL_XDS_PATH", *config_.xds_address);
   }
-  log::warn("app", "proxy listeners are not implemented yet: running in local-config mode only");
-
   boost::asio::io_context main_context;
+  // The data plane: one worker thread owning the listeners, their pool and
+  // every proxied connection (STYLE.md "Threads").
+  boost::asio::io_context worker;
+  std::shared_ptr<proxy::Outbound> outbound;
+  std::shared_ptr<proxy::Inbound> inbound;
+  std::shared_ptr<identity::CertificateProvider> certificates;
+  const bool proxy_on = config_.proxy_enabled && config_.proxy_mode == config::ProxyMode::kDedicated;
+  if (config_.proxy_enabled && !proxy_on) {
+    log::warn("app", "shared (in-pod) mode is not implemented yet: no proxy listeners");
+  }
+  if (proxy_on) {
+    auto provider = make_certificate_provider(main_context.get_executor());
+    if (!provider) {
+      log::error("app", "{}", provider.error().message);
+      return 1;
+    }
+    certificates = *provider;
+    auto started = start_dedicated_proxy(worker, certificates);
+    if (!started) {
+      log::error("app", "{}", started.error().message);
+      return 1;
+    }
+    std::tie(outbound, inbound) = *started;
+  }
+  auto work = boost::asio::make_work_guard(worker);
+  std::thread worker_thread([&worker] { worker.run(); });
+
   boost::asio::signal_set signals(main_context, SIGINT, SIGTERM);
   int exit_code = 0;
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
@@ -57,10 +98,127 @@ int App::run() {
       return;
     }
     log::info("app", "received signal {}, shutting down", signal_number);
+    // Certificate renewal loops also run here: stop rather than wait for them.
+    main_context.stop();
   });
   log::info("app", "ready");
   main_context.run();
+
+  // Listeners and sessions belong to the worker: stop them there, then let
+  // the worker finish what the closes started and end.
+  boost::asio::post(worker, [&] {
+    if (outbound) outbound->stop();
+    if (inbound) inbound->stop();
+  });
+  work.reset();
+  worker_thread_stop(worker, worker_thread);
   return exit_code;
+}
+
+void App::worker_thread_stop(boost::asio::io_context& worker, std::thread& thread) {
+  // Proxied connections may still be copying: give them a moment, then stop.
+  boost::asio::steady_timer deadline(worker, std::chrono::milliseconds(200));
+  deadline.async_wait([&worker](const boost::system::error_code&) { worker.stop(); });
+  thread.join();
+}
+
+core::Result<std::shared_ptr<identity::CertificateProvider>> App::make_certificate_provider(
+    boost::asio::any_io_executor executor) {
+  const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(config_.secret_ttl);
+  if (config_.cert_dir) {
+    auto provider = identity::FileCertificateProvider::create(
+        identity::CertificateFiles::in_directory(*config_.cert_dir));
+    if (!provider) return provider.error();
+    (*provider)->start(executor);
+    log::info("app", "workload certificate from files in {}", *config_.cert_dir);
+    return std::shared_ptr<identity::CertificateProvider>(*provider);
+  }
+  std::shared_ptr<const identity::BuiltinCa> ca;
+  if (config_.ca_dir) {
+    const std::filesystem::path dir = *config_.ca_dir;
+    auto loaded = identity::BuiltinCa::from_files(dir / "ca-cert.pem", dir / "ca-key.pem");
+    if (!loaded) return loaded.error();
+    ca = *loaded;
+    log::info("app", "workload certificates from the built-in CA in {}", dir.string());
+  } else if (config_.fake_ca) {
+    auto generated = identity::BuiltinCa::generate(config_.trust_domain,
+                                                   std::chrono::system_clock::now());
+    if (!generated) return generated.error();
+    ca = *generated;
+    log::warn("app", "FAKE_CA: a CA generated at start-up; only peers sharing it can connect");
+  } else {
+    return core::make_error(
+        "dedicated mode needs certificates: set ZTUNNEL_CA_DIR, ZTUNNEL_CERT_DIR or FAKE_CA=true "
+        "(this build has no CA client yet)");
+  }
+  auto provider = identity::BuiltinCaProvider::create(ca, ttl);
+  provider->start(executor);
+  return std::shared_ptr<identity::CertificateProvider>(provider);
+}
+
+core::Result<std::pair<std::shared_ptr<proxy::Outbound>, std::shared_ptr<proxy::Inbound>>>
+App::start_dedicated_proxy(boost::asio::io_context& worker,
+                           std::shared_ptr<identity::CertificateProvider> certificates) {
+  if (!config_.proxy_workload_info) return core::make_error("dedicated mode needs PROXY_WORKLOAD_INFO");
+  const auto& info = *config_.proxy_workload_info;
+  auto local = store_.snapshot()->find_workload(info.namespace_name, info.name, info.service_account);
+  if (!local) {
+    return core::make_error("PROXY_WORKLOAD_INFO " + info.namespace_name + "/" + info.name + "/" +
+                            info.service_account + " is not a workload in the local config");
+  }
+  if (auto cert = certificates->fetch(local->identity()); !cert) {
+    return core::make_error("no certificate for " + local->identity().to_spiffe() + ": " +
+                            cert.error().message);
+  }
+
+  net::SocketOptions socket_options;
+  socket_options.mark = config_.packet_mark;
+  socket_options.keepalive.enabled = config_.keepalive_enabled;
+  socket_options.keepalive.time = std::chrono::duration_cast<std::chrono::seconds>(config_.keepalive_time);
+  socket_options.keepalive.interval =
+      std::chrono::duration_cast<std::chrono::seconds>(config_.keepalive_interval);
+  socket_options.keepalive.retries = config_.keepalive_retries;
+  socket_options.keepalive.user_timeout = config_.user_timeout_enabled;
+  auto sockets = std::make_shared<const net::SocketFactory>(socket_options);
+
+  proxy::ProxyInputs inputs;
+  inputs.config = &config_;
+  inputs.store = &store_;
+  inputs.sockets = sockets;
+  inputs.certificates = certificates;
+  inputs.workload = info;
+
+  // IPv4 wildcard: SO_ORIGINAL_DST of IPv4 traffic on a dual-stack socket is
+  // not handled yet.
+  const auto any = boost::asio::ip::address_v4::any();
+  auto outbound_acceptor = sockets->listen(worker.get_executor(), {any, config::kOutboundPort});
+  if (!outbound_acceptor) {
+    return core::make_error("listen on outbound port " + std::to_string(config::kOutboundPort) +
+                            ": " + outbound_acceptor.error().message());
+  }
+  auto inbound_acceptor = sockets->listen(worker.get_executor(), {any, config::kInboundPort});
+  if (!inbound_acceptor) {
+    return core::make_error("listen on inbound port " + std::to_string(config::kInboundPort) +
+                            ": " + inbound_acceptor.error().message());
+  }
+
+  proxy::ConnectorInputs connector;
+  connector.sockets = sockets;
+  connector.certificates = certificates;
+  connector.tls.tls12_enabled = config_.tls12_enabled;
+  connector.session.stream_window = config_.http2_stream_window_size;
+  connector.session.connection_window = config_.http2_connection_window_size;
+  connector.session.max_frame_size = config_.http2_frame_size;
+
+  auto outbound = proxy::Outbound::create(inputs, std::move(*outbound_acceptor),
+                                          proxy::make_hbone_connector(connector));
+  auto inbound = proxy::Inbound::create(inputs, std::move(*inbound_acceptor));
+  boost::asio::co_spawn(worker, outbound->run(), boost::asio::detached);
+  boost::asio::co_spawn(worker, inbound->run(), boost::asio::detached);
+  log::info("app", "dedicated proxy for {}: outbound on {}, inbound (HBONE) on {}",
+            local->identity().to_spiffe(), proxy::format_endpoint(outbound->local_endpoint()),
+            proxy::format_endpoint(inbound->local_endpoint()));
+  return std::pair{outbound, inbound};
 }
 
 void raise_fd_limit() {

@@ -4,11 +4,22 @@
 // state loading). Data-plane workers arrive with the proxy listeners.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <memory>
+#include <thread>
+#include <utility>
 
 #include "config/config.h"
 #include "core/error.h"
+#include "identity/provider.h"
 #include "state/store.h"
+
+namespace ztunnel::proxy {
+class Outbound;
+class Inbound;
+}  // namespace ztunnel::proxy
 
 namespace ztunnel::app {
 
@@ -26,6 +37,15 @@ class App {
   const state::Store& store() const { return store_; }
 
  private:
+  // ZTUNNEL_CERT_DIR, ZTUNNEL_CA_DIR or FAKE_CA, in that order.
+  core::Result<std::shared_ptr<identity::CertificateProvider>> make_certificate_provider(
+      boost::asio::any_io_executor executor);
+  // Dedicated mode: outbound 15001 and inbound 15008 on `worker`.
+  core::Result<std::pair<std::shared_ptr<proxy::Outbound>, std::shared_ptr<proxy::Inbound>>>
+  start_dedicated_proxy(boost::asio::io_context& worker,
+                        std::shared_ptr<identity::CertificateProvider> certificates);
+  static void worker_thread_stop(boost::asio::io_context& worker, std::thread& thread);
+
   const config::Config config_;
   state::Store store_;
 };

@@ -484,6 +484,10 @@ constexpr VariableDoc kVariables[] = {
     {"PREFERED_SERVICE_NAMESPACE", "-", "namespace preferred after the local one in DNS (sic)"},
     {"SECRET_TTL", "24h", "requested certificate lifetime (duration, at least 1s)"},
     {"CRL_PATH", "-", "certificate revocation list file; empty disables CRL checks"},
+    {"ZTUNNEL_CA_DIR", "-",
+     "(ztunnel-cpp) built-in CA dir (ca-cert.pem, ca-key.pem from `ztunnel-certs init-ca`)"},
+    {"ZTUNNEL_CERT_DIR", "-",
+     "(ztunnel-cpp) workload cert dir: cert-chain.pem, key.pem, root-cert.pem"},
     {"ISTIO_META_<K>", "-", "proxy metadata <K> sent to istiod"},
     {"ISTIO_METAJSON_<K>", "-", "JSON proxy metadata <K> sent to istiod"},
     {"ISTIO_META_ISTIO_VERSION", "unknown", "Istio version reported in build info"},
@@ -976,6 +980,8 @@ core::Result<Config> Config::from_env(const Environment& env, unsigned cpu_count
   r.set("PREFERED_SERVICE_NAMESPACE", c.prefered_service_namespace, any_string);
   r.set("SECRET_TTL", c.secret_ttl, parse_positive_seconds);
   if (auto crl = env.get("CRL_PATH"); crl && !crl->empty()) c.crl_path = *crl;
+  if (auto dir = env.get("ZTUNNEL_CA_DIR"); dir && !dir->empty()) c.ca_dir = *dir;
+  if (auto dir = env.get("ZTUNNEL_CERT_DIR"); dir && !dir->empty()) c.cert_dir = *dir;
 
   // Worker threads (Istio's default_worker_threads / parse_worker_threads). An explicit
   // CPU limit is the CPU count; otherwise ZTUNNEL_CPU_LIMIT, otherwise the machine's.
@@ -1179,6 +1185,8 @@ std::string Config::describe() const {
   line("prefered_service_namespace", opt(prefered_service_namespace));
   line("secret_ttl", format_duration(secret_ttl));
   line("crl_path", opt(crl_path));
+  line("ca_dir", opt(ca_dir));
+  line("cert_dir", opt(cert_dir));
   map_line("proxy_metadata", proxy_metadata);
   map_line("metadata_json", metadata_json);
   line("istio_version", opt(istio_version));

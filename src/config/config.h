@@ -170,6 +170,9 @@ struct Config {
   std::optional<std::string> prefered_service_namespace;  // PREFERED_SERVICE_NAMESPACE (sic)
   Duration secret_ttl = std::chrono::hours(24);           // SECRET_TTL
   std::optional<std::string> crl_path;                    // CRL_PATH; empty = off
+  // ztunnel-cpp extensions for nodes without istiod (not in Istio):
+  std::optional<std::string> ca_dir;    // ZTUNNEL_CA_DIR: built-in CA (ca-cert.pem, ca-key.pem)
+  std::optional<std::string> cert_dir;  // ZTUNNEL_CERT_DIR: cert-chain.pem, key.pem, root-cert.pem
   std::map<std::string, std::string> proxy_metadata;      // ISTIO_META_<K> (+ PROXY_CONFIG)
   std::map<std::string, std::string> metadata_json;       // ISTIO_METAJSON_<K>, unparsed
   std::optional<std::string> istio_version;               // ISTIO_META_ISTIO_VERSION

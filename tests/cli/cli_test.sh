@@ -43,7 +43,10 @@ check "a bad duration names itself" bad_env 'SECRET_TTL="ten"' SECRET_TTL=ten
 check "a bad window size names itself" bad_env 'HTTP2_STREAM_WINDOW_SIZE' HTTP2_STREAM_WINDOW_SIZE=-1
 
 # --- local config --------------------------------------------------------------
-run_env=(env -i PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=default/local/default XDS_ADDRESS= CA_ADDRESS=)
+# ENABLE_PROXY=false: these checks are about loading state, not the listeners
+# (tests/netns runs those, inside namespaces of its own).
+run_env=(env -i PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=default/local/default XDS_ADDRESS= CA_ADDRESS=
+  ENABLE_PROXY=false)
 
 printf 'workloads:\n- namespace: default\n  workloadIP: 10.0.0.1\n' >"$work/bad.yaml"
 check "a bad local config fails start-up with file:line:column" bash -c "
@@ -72,6 +75,11 @@ check "inline LOCAL_XDS and JSON logs" bash -c "
   start_and_stop '$work/json.log' ${run_env[*]} LOG_FORMAT=json \
     LOCAL_XDS='workloads: [{uid: a, namespace: ns, workloadIps: [10.1.1.1]}]' &&
   grep -q '{\"level\":\"info\",\"time\":\"[^\"]*\",\"scope\":\"xds\",\"message\":\"local config initialized\",\"workloads\":\"1\"' '$work/json.log'"
+
+check "dedicated mode without a certificate source says which variables to set" bash -c "
+  out=\$(env -i PROXY_MODE=dedicated PROXY_WORKLOAD_INFO=default/local/default XDS_ADDRESS= \
+    CA_ADDRESS= LOCAL_XDS_PATH='$data/localhost.yaml' '$ztunnel' 2>&1); rc=\$?
+  [[ \$rc -eq 1 ]] && grep -q 'set ZTUNNEL_CA_DIR, ZTUNNEL_CERT_DIR or FAKE_CA=true' <<<\"\$out\""
 
 echo "cli: $passed passed, $failed failed"
 ((failed == 0))

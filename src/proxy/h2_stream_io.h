@@ -1,0 +1,39 @@
+// h2::Stream as a net::copy_bidirectional endpoint (found by ADL in ztunnel::h2).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <utility>
+
+#include "h2/session.h"
+
+namespace ztunnel::h2 {
+
+// A stream read returns as soon as bytes are buffered, so there is nothing to
+// gain from waiting first: the copy's buffer is small until bulk data flows.
+inline boost::asio::awaitable<boost::system::error_code> wait_readable(Stream&) { co_return boost::system::error_code{}; }
+
+inline boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+    Stream& s, boost::asio::mutable_buffer b) {
+  auto [ec, n] = co_await s.read_some(b);
+  co_return std::pair{ec, n};
+}
+
+inline boost::asio::awaitable<boost::system::error_code> write_all(Stream& s,
+                                                                    boost::asio::const_buffer b) {
+  while (b.size() > 0) {
+    auto [ec, n] = co_await s.write(b);
+    b += n;
+    if (ec) co_return ec;
+  }
+  co_return boost::system::error_code{};
+}
+
+inline boost::system::error_code shutdown_write(Stream& s) { return s.shutdown_write(); }
+
+inline void abort(Stream& s) { s.reset(kCancel); }
+
+}  // namespace ztunnel::h2

@@ -1,0 +1,226 @@
+// Inbound: TLS server handshake, ServerSession, and per-CONNECT phases (400/503/401/503, then 200).
+#include "proxy/inbound.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "core/log.h"
+#include "net/copy.h"
+#include "proxy/h2_stream_io.h"
+#include "proxy/headers.h"
+#include "proxy/inbound_request.h"
+#include "tls/handshake.h"
+
+namespace ztunnel::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+namespace {
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+struct InboundLog {
+  tcp::endpoint src;
+  std::string src_identity;
+  std::string dst_identity;
+  std::string authority = "-";
+  std::optional<tcp::endpoint> upstream;
+  int status = 0;
+  uint64_t sent = 0;      // to the upstream
+  uint64_t received = 0;  // from the upstream
+  std::string error;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+
+  ~InboundLog() {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    log::logger().write(error.empty() ? log::Level::kInfo : log::Level::kWarn, "access",
+                        "connection complete",
+                        {{"direction", "inbound"},
+                         {"src.addr", format_endpoint(src)},
+                         {"dst.addr", upstream ? format_endpoint(*upstream) : "-"},
+                         {"dst.hbone_addr", authority},
+                         {"src.identity", src_identity},
+                         {"dst.identity", dst_identity},
+                         {"status", std::to_string(status)},
+                         {"bytes_sent", std::to_string(received)},
+                         {"bytes_recv", std::to_string(sent)},
+                         {"duration", std::to_string(ms.count()) + "ms"},
+                         {"error", error.empty() ? "-" : error}});
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Inbound> Inbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
+                                         InboundOptions options) {
+  return std::shared_ptr<Inbound>(new Inbound(std::move(inputs), std::move(acceptor), options));
+}
+
+Inbound::Inbound(ProxyInputs inputs, tcp::acceptor acceptor, InboundOptions options)
+    : inputs_(std::move(inputs)), options_(options), acceptor_(std::move(acceptor)) {}
+
+tcp::endpoint Inbound::local_endpoint() const {
+  boost::system::error_code ignored;
+  return acceptor_.local_endpoint(ignored);
+}
+
+void Inbound::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (auto& s : sessions_) s.close();
+  sessions_.clear();
+}
+
+core::Result<std::shared_ptr<const tls::ServerContext>> Inbound::server_context() {
+  auto snapshot = inputs_.store->snapshot();
+  const auto& info = inputs_.workload;
+  auto local = snapshot->find_workload(info.namespace_name, info.name, info.service_account);
+  if (!local) return core::make_error("unknown local workload " + info.namespace_name + "/" + info.name);
+  auto cert = inputs_.certificates->fetch(local->identity());
+  if (!cert) return cert.error();
+  // Rebuild only when the provider rotated the certificate.
+  if (!context_ || context_->certificate() != *cert) {
+    tls::TlsOptions options;
+    options.tls12_enabled = inputs_.config->tls12_enabled;
+    auto context = tls::make_server_context(*cert, options);
+    if (!context) return context.error();
+    context_ = *context;
+  }
+  return context_;
+}
+
+asio::awaitable<void> Inbound::run() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      log::warn("inbound", "accept failed: {}", ec.message());
+      continue;
+    }
+    if (handshakes_ >= options_.max_handshakes_in_progress) {
+      log::warn("inbound", "too many TLS handshakes in progress ({}); closing a connection",
+                handshakes_);
+      continue;  // the socket closes as it goes out of scope
+    }
+    inputs_.sockets->prepare_accepted(socket);
+    ++handshakes_;  // counted from accept; serve() gives it back after the handshake
+    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket)),
+                   asio::detached);
+  }
+}
+
+asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket socket) {
+  boost::system::error_code ec;
+  const tcp::endpoint client = socket.remote_endpoint(ec);
+  const tcp::endpoint local_dst = socket.local_endpoint(ec);
+  auto context = self->server_context();
+  if (!context) {
+    --self->handshakes_;
+    log::warn("inbound", "no server certificate: {}", context.error().message);
+    co_return;
+  }
+  auto stream = tls::make_stream(std::move(socket), (*context)->new_ssl());
+  auto handshake =
+      co_await tls::handshake(stream, asio::ssl::stream_base::server, self->options_.handshake_timeout);
+  --self->handshakes_;
+  if (!handshake) {
+    log::warn("inbound", "TLS handshake from {} failed: {}", format_endpoint(client),
+              handshake.detail);
+    co_return;
+  }
+  state::Identity peer = handshake.peer_identity;
+  h2::SessionOptions session_options = h2::SessionOptions::server_defaults();
+  session_options.stream_window = self->inputs_.config->http2_stream_window_size;
+  session_options.connection_window = self->inputs_.config->http2_connection_window_size;
+  session_options.max_frame_size = self->inputs_.config->http2_frame_size;
+  std::weak_ptr<Inbound> weak = self;
+  h2::ServerSession session(
+      std::make_unique<h2::StreamTransport<tls::TlsStream>>(std::move(stream)),
+      [weak, peer, client, local_dst](h2::IncomingRequest request) -> asio::awaitable<void> {
+        auto inbound = weak.lock();
+        if (!inbound) {
+          request.stream.respond(kStatusServiceUnavailable);
+          co_return;
+        }
+        co_await serve_connect(std::move(inbound), std::move(request), peer, client, local_dst);
+      },
+      session_options);
+  std::erase_if(self->sessions_, [](const h2::ServerSession& s) { return s.is_closed(); });
+  self->sessions_.push_back(session);
+  auto ended = co_await session.run();
+  if (ended) log::debug("inbound", "HBONE connection from {} ended: {}", format_endpoint(client),
+                        ended.message());
+}
+
+asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
+                                             h2::IncomingRequest request, state::Identity peer,
+                                             tcp::endpoint client, tcp::endpoint local_dst) {
+  InboundLog access;
+  access.src = client;
+  access.src_identity = peer.to_spiffe();
+  access.authority = request.request.authority;
+  h2::Stream& stream = request.stream;
+  const auto reject = [&](const InboundError& e) {
+    access.status = e.status;
+    access.error = e.message;
+    stream.respond(e.status);
+  };
+
+  if (auto ok = check_connect_method(request.request.method); !ok) co_return reject(ok.error());
+  auto authority = parse_inbound_authority(request.request.authority);
+  if (!authority) co_return reject(authority.error());
+
+  const config::Config& config = *self->inputs_.config;
+  auto snapshot = self->inputs_.store->snapshot();
+  const auto& info = self->inputs_.workload;
+  auto local = snapshot->find_workload(info.namespace_name, info.name, info.service_account);
+  if (!local) co_return reject({kStatusServiceUnavailable, "unknown local workload"});
+  access.dst_identity = local->identity().to_spiffe();
+
+  if (auto ok = validate_destination(*snapshot, *local, local_dst, config.network, *authority); !ok) {
+    co_return reject(ok.error());
+  }
+  auto upstream = find_inbound_upstream(*snapshot, *local, local_dst, config.network, *authority,
+                                        config::kIllegalPorts);
+  if (!upstream) co_return reject(upstream.error());
+  access.upstream = upstream->address;
+
+  if (!self->inputs_.authorize({peer, client, upstream->address})) {
+    co_return reject({kStatusUnauthorized, "denied by authorization policy"});
+  }
+
+  const UpstreamConnect plan =
+      plan_upstream_connect(*upstream, client, config.localhost_app_tunnel,
+                            config.enable_original_source.value_or(false), /*self_proxy=*/false);
+  std::optional<asio::ip::address> bind;
+  if (plan.bind) bind = *plan.bind;
+  auto upstream_socket = co_await self->inputs_.sockets->connect(plan.destination, bind);
+  if (!upstream_socket) {
+    co_return reject({kStatusServiceUnavailable,
+                      "connect " + format_endpoint(plan.destination) + ": " +
+                          upstream_socket.error().message()});
+  }
+
+  h2::Headers response_headers;
+  if (config.enable_response_baggage) {
+    response_headers.push_back({std::string(kBaggageHeader), baggage_header(*local)});
+  }
+  if (auto ec = stream.respond(kStatusOk, response_headers)) {
+    access.error = "respond: " + ec.message();
+    co_return;
+  }
+  access.status = kStatusOk;
+  auto result = co_await net::copy_bidirectional(stream, *upstream_socket);
+  access.sent = result.a_to_b;
+  access.received = result.b_to_a;
+  if (result.error) access.error = result.error.message();
+}
+
+}  // namespace ztunnel::proxy

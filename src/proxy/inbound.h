@@ -1,0 +1,55 @@
+// The inbound HBONE listener (15008): mTLS, HTTP/2 CONNECT, Istio's request phases, byte copy.
+//
+// One coroutine per TLS connection (handshake, then ServerSession::run) and
+// one per CONNECT stream (the session spawns it). Handshakes in progress are
+// capped; a connection over the cap is closed at once.
+// Threads: the listener and its connections live on one executor.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <memory>
+
+#include "h2/session.h"
+#include "proxy/inputs.h"
+#include "tls/context.h"
+
+namespace ztunnel::proxy {
+
+struct InboundOptions {
+  std::size_t max_handshakes_in_progress = 256;
+  std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
+};
+
+class Inbound : public std::enable_shared_from_this<Inbound> {
+ public:
+  static std::shared_ptr<Inbound> create(ProxyInputs inputs, boost::asio::ip::tcp::acceptor acceptor,
+                                         InboundOptions options = {});
+
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+  boost::asio::awaitable<void> run();
+  void stop();
+
+ private:
+  Inbound(ProxyInputs inputs, boost::asio::ip::tcp::acceptor acceptor, InboundOptions options);
+  // The server context for the local workload's current certificate.
+  core::Result<std::shared_ptr<const tls::ServerContext>> server_context();
+  static boost::asio::awaitable<void> serve(std::shared_ptr<Inbound> self,
+                                            boost::asio::ip::tcp::socket socket);
+  static boost::asio::awaitable<void> serve_connect(std::shared_ptr<Inbound> self,
+                                                    h2::IncomingRequest request,
+                                                    state::Identity peer,
+                                                    boost::asio::ip::tcp::endpoint client,
+                                                    boost::asio::ip::tcp::endpoint local_dst);
+
+  ProxyInputs inputs_;
+  InboundOptions options_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::size_t handshakes_ = 0;
+  std::shared_ptr<const tls::ServerContext> context_;
+  std::vector<h2::ServerSession> sessions_;  // for stop(); pruned as they close
+};
+
+}  // namespace ztunnel::proxy

@@ -1,0 +1,181 @@
+// Outbound: captured connection -> route -> HBONE / TCP / passthrough -> copy -> access log.
+#include "proxy/outbound.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "core/log.h"
+#include "net/copy.h"
+#include "proxy/h2_stream_io.h"
+#include "proxy/headers.h"
+#include "proxy/random.h"
+
+namespace ztunnel::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+namespace {
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+// Filled in as the connection progresses; writes the access-log line once.
+struct OutboundLog {
+  tcp::endpoint src;
+  std::optional<tcp::endpoint> dst;
+  std::string src_identity;
+  std::string dst_identity;
+  std::string kind = "-";
+  std::string dst_hbone;
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  std::string error;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+
+  ~OutboundLog() {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    log::logger().write(error.empty() ? log::Level::kInfo : log::Level::kWarn, "access",
+                        "connection complete",
+                        {{"direction", "outbound"},
+                         {"src.addr", format_endpoint(src)},
+                         {"dst.addr", dst ? format_endpoint(*dst) : "-"},
+                         {"dst.hbone_addr", dst_hbone.empty() ? "-" : dst_hbone},
+                         {"route", kind},
+                         {"src.identity", src_identity.empty() ? "-" : src_identity},
+                         {"dst.identity", dst_identity.empty() ? "-" : dst_identity},
+                         {"bytes_sent", std::to_string(sent)},
+                         {"bytes_recv", std::to_string(received)},
+                         {"duration", std::to_string(ms.count()) + "ms"},
+                         {"error", error.empty() ? "-" : error}});
+  }
+};
+
+std::string join_identities(const std::vector<state::Identity>& ids) {
+  std::string out;
+  for (const auto& id : ids) {
+    if (!out.empty()) out += ",";
+    out += id.to_spiffe();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<Outbound> Outbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
+                                           HboneConnector connector) {
+  return std::shared_ptr<Outbound>(
+      new Outbound(std::move(inputs), std::move(acceptor), std::move(connector)));
+}
+
+Outbound::Outbound(ProxyInputs inputs, tcp::acceptor acceptor, HboneConnector connector)
+    : inputs_(std::move(inputs)),
+      route_options_(RouteOptions::from_config(*inputs_.config)),
+      acceptor_(std::move(acceptor)),
+      pool_(acceptor_.get_executor(),
+            PoolOptions{inputs_.config->pool_max_streams_per_connection,
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            inputs_.config->pool_unused_release_timeout)},
+            std::move(connector)) {}
+
+tcp::endpoint Outbound::local_endpoint() const {
+  boost::system::error_code ignored;
+  return acceptor_.local_endpoint(ignored);
+}
+
+void Outbound::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  pool_.shutdown();
+}
+
+asio::awaitable<void> Outbound::run() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      log::warn("outbound", "accept failed: {}", ec.message());
+      continue;
+    }
+    inputs_.sockets->prepare_accepted(socket);
+    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket)),
+                   asio::detached);
+  }
+}
+
+asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socket downstream) {
+  OutboundLog access;
+  boost::system::error_code ec;
+  access.src = downstream.remote_endpoint(ec);
+
+  auto dst = net::original_dst(downstream);
+  if (!dst && self->inputs_.original_dst_fallback) dst = downstream.local_endpoint(ec);
+  if (!dst) {
+    access.error = "no original destination: " + dst.error().message();
+    co_return;
+  }
+  access.dst = *dst;
+
+  auto snapshot = self->inputs_.store->snapshot();
+  const auto& info = self->inputs_.workload;
+  auto source = snapshot->find_workload(info.namespace_name, info.name, info.service_account);
+  if (!source) {
+    access.error = "unknown source workload " + info.namespace_name + "/" + info.name;
+    co_return;
+  }
+  access.src_identity = source->identity().to_spiffe();
+
+  auto route = route_outbound(*snapshot, *source, *dst, self->route_options_, thread_random());
+  if (!route) {
+    access.error = route.error().message;
+    co_return;
+  }
+  if (route->pending_dns) {
+    access.error = "DNS-named destinations are not supported yet: " + route->pending_dns->hostname;
+    co_return;
+  }
+  access.kind = std::string(to_string(route->kind));
+
+  if (route->kind == RouteKind::kHbone) {
+    access.dst_hbone = format_endpoint(route->connect_to);
+    access.dst_identity = join_identities(route->expected_identities);
+    h2::Headers headers;
+    std::optional<std::string_view> host;
+    if (route->service) host = route->service->hostname;
+    headers.push_back({std::string(kForwardedHeader), forwarded_header(access.src, host)});
+    headers.push_back({std::string(kBaggageHeader), baggage_header(*source)});
+    headers.push_back({std::string(kTraceparentHeader), traceparent_header(thread_random())});
+    auto key = make_pool_key(source->identity(), route->expected_identities, route->connect_to);
+    auto response =
+        co_await self->pool_.open(std::move(key), route->authority->to_string(), std::move(headers));
+    if (!response) {
+      access.error = response.error().message;
+      co_return;
+    }
+    if (response->status != 200) {
+      access.error = "HBONE CONNECT answered " + std::to_string(response->status);
+      co_return;
+    }
+    auto result = co_await net::copy_bidirectional(downstream, response->stream);
+    access.sent = result.a_to_b;
+    access.received = result.b_to_a;
+    if (result.error) access.error = result.error.message();
+    co_return;
+  }
+
+  auto upstream = co_await self->inputs_.sockets->connect(route->connect_to);
+  if (!upstream) {
+    access.error = "connect " + format_endpoint(route->connect_to) + ": " + upstream.error().message();
+    co_return;
+  }
+  auto result = co_await net::copy_bidirectional(downstream, *upstream);
+  access.sent = result.a_to_b;
+  access.received = result.b_to_a;
+  if (result.error) access.error = result.error.message();
+}
+
+}  // namespace ztunnel::proxy

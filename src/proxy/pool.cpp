@@ -1,0 +1,177 @@
+// HBONE connection pool and the TLS connector behind it.
+#include "proxy/pool.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <tuple>
+
+#include "core/log.h"
+#include "h2/error.h"
+#include "h2/transport.h"
+#include "tls/handshake.h"
+
+namespace ztunnel::proxy {
+
+namespace asio = boost::asio;
+using boost::asio::ip::tcp;
+inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+bool operator<(const PoolKey& a, const PoolKey& b) {
+  return std::tie(a.source, a.expected, a.destination, a.source_ip) <
+         std::tie(b.source, b.expected, b.destination, b.source_ip);
+}
+
+PoolKey make_pool_key(state::Identity source, std::vector<state::Identity> expected,
+                      tcp::endpoint destination, std::optional<asio::ip::address> source_ip) {
+  std::sort(expected.begin(), expected.end());
+  expected.erase(std::unique(expected.begin(), expected.end()), expected.end());
+  return PoolKey{std::move(source), std::move(expected), destination, source_ip};
+}
+
+struct HbonePool::Connection {
+  h2::ClientSession session;
+};
+
+HbonePool::HbonePool(asio::any_io_executor executor, PoolOptions options, HboneConnector connector)
+    : executor_(std::move(executor)), options_(options), connector_(std::move(connector)) {}
+
+HbonePool::~HbonePool() { shutdown(); }
+
+void HbonePool::prune(Entry& entry) {
+  std::erase_if(entry.connections, [](const auto& c) { return !c->session.is_usable(); });
+}
+
+std::shared_ptr<HbonePool::Connection> HbonePool::pick(Entry& entry) {
+  for (const auto& c : entry.connections) {
+    if (c->session.available_streams() > 0 &&
+        c->session.active_streams() < options_.max_streams_per_connection) {
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::string authority,
+                                                            h2::Headers headers) {
+  // Bounded: a stream refused for a limit we could not see is retried on
+  // another (or a new) connection a few times, not forever.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    Entry& entry = entries_[key];
+    prune(entry);
+    if (auto connection = pick(entry)) {
+      h2::ClientSession session = connection->session;  // a handle: survives pruning
+      auto response = co_await session.open_stream(authority, headers);
+      if (response) co_return std::move(*response);
+      const auto ec = response.error();
+      if (ec == h2::Errc::kStreamLimit || ec == h2::Errc::kNotUsable || ec == h2::Errc::kGoaway) {
+        continue;
+      }
+      co_return core::make_error("open HBONE stream: " + ec.message());
+    }
+    if (entry.connecting) {
+      auto timer = entry.connected;
+      co_await timer->async_wait(use_nothrow);
+      continue;
+    }
+    entry.connecting = true;
+    entry.connected = std::make_shared<asio::steady_timer>(executor_,
+                                                           asio::steady_timer::time_point::max());
+    auto connected = co_await connector_(key);
+    Entry& after = entries_[key];  // the map node is stable, but be explicit
+    after.connecting = false;
+    after.connected->cancel();
+    if (!connected) co_return connected.error();
+    auto connection = std::make_shared<Connection>(Connection{std::move(*connected)});
+    after.connections.push_back(connection);
+    watch_idle(connection);
+  }
+  co_return core::make_error("no usable HBONE connection after retries");
+}
+
+void HbonePool::watch_idle(std::shared_ptr<Connection> connection) {
+  const auto timeout = options_.unused_release_timeout;
+  if (timeout <= std::chrono::steady_clock::duration::zero()) return;
+  auto tick = std::max<std::chrono::steady_clock::duration>(timeout / 4,
+                                                            std::chrono::milliseconds(5));
+  // Holds only the connection, never the pool: the watcher may outlive it.
+  asio::co_spawn(
+      executor_,
+      [](std::shared_ptr<Connection> c, std::chrono::steady_clock::duration timeout,
+         std::chrono::steady_clock::duration tick) -> asio::awaitable<void> {
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        auto idle_since = std::chrono::steady_clock::now();
+        while (c->session.is_usable()) {
+          timer.expires_after(tick);
+          co_await timer.async_wait(use_nothrow);
+          const auto now = std::chrono::steady_clock::now();
+          if (c->session.active_streams() > 0) {
+            idle_since = now;
+          } else if (now - idle_since >= timeout) {
+            log::debug("pool", "releasing idle HBONE connection");
+            c->session.drain();
+            break;
+          }
+        }
+      }(std::move(connection), timeout, tick),
+      asio::detached);
+}
+
+std::size_t HbonePool::connection_count() {
+  std::size_t n = 0;
+  for (auto& [key, entry] : entries_) {
+    prune(entry);
+    n += entry.connections.size();
+  }
+  return n;
+}
+
+std::size_t HbonePool::connection_count(const PoolKey& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return 0;
+  prune(it->second);
+  return it->second.connections.size();
+}
+
+void HbonePool::shutdown() {
+  for (auto& [key, entry] : entries_) {
+    for (auto& c : entry.connections) c->session.close();
+    entry.connections.clear();
+  }
+}
+
+HboneConnector make_hbone_connector(ConnectorInputs inputs) {
+  return [inputs = std::move(inputs)](PoolKey key) -> asio::awaitable<core::Result<h2::ClientSession>> {
+    auto cert = inputs.certificates->fetch(key.source);
+    if (!cert) co_return core::make_error("no certificate for " + key.source.to_spiffe() + ": " +
+                                          cert.error().message);
+    // Contexts are cheap next to a handshake; a per-identity cache can come later.
+    auto context = tls::make_client_context(*cert, inputs.tls);
+    if (!context) co_return context.error();
+    auto socket = co_await inputs.sockets->connect(key.destination, key.source_ip);
+    if (!socket) co_return core::make_error("connect " + key.destination.address().to_string() + ":" +
+                                            std::to_string(key.destination.port()) + ": " +
+                                            socket.error().message());
+    auto stream = tls::make_stream(std::move(*socket), (*context)->new_ssl(key.expected));
+    auto handshake = co_await tls::handshake(stream, asio::ssl::stream_base::client,
+                                             inputs.handshake_timeout);
+    if (!handshake) co_return core::make_error("TLS handshake: " + handshake.detail);
+    auto transport =
+        std::make_unique<h2::StreamTransport<tls::TlsStream>>(std::move(stream));
+    h2::ClientSession session(std::move(transport), inputs.session);
+    asio::co_spawn(
+        co_await asio::this_coro::executor,
+        [](h2::ClientSession s) -> asio::awaitable<void> {
+          auto ec = co_await s.run();
+          if (ec) log::debug("pool", "HBONE connection ended: {}", ec.message());
+        }(session),
+        asio::detached);
+    co_return session;
+  };
+}
+
+}  // namespace ztunnel::proxy

@@ -1,0 +1,212 @@
+#include "proxy/pool.h"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "h2/session.h"
+#include "identity/builtin_ca.h"
+#include "support/run_coro.h"
+#include "tls/context.h"
+#include "tls/handshake.h"
+
+namespace ztunnel::proxy {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+state::Identity id(std::string ns, std::string sa) { return {"cluster.local", ns, sa}; }
+
+// A real HBONE server on loopback: TLS 1.3 with the provider's certificate
+// for `identity`, a ServerSession answering every CONNECT with 200.
+struct LoopbackHboneServer {
+  tcp::acceptor acceptor;
+  std::shared_ptr<const tls::ServerContext> context;
+  std::vector<h2::ServerSession> sessions;
+  int accepted = 0;
+
+  LoopbackHboneServer(asio::io_context& io, std::shared_ptr<const tls::ServerContext> ctx)
+      : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        context(std::move(ctx)) {}
+
+  tcp::endpoint endpoint() const { return acceptor.local_endpoint(); }
+
+  asio::awaitable<void> serve() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+      if (ec) co_return;
+      ++accepted;
+      asio::co_spawn(acceptor.get_executor(), handle(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> handle(tcp::socket socket) {
+    auto stream = tls::make_stream(std::move(socket), context->new_ssl());
+    auto result = co_await tls::handshake(stream, asio::ssl::stream_base::server, 5s);
+    if (!result) co_return;
+    h2::ServerSession session(
+        std::make_unique<h2::StreamTransport<tls::TlsStream>>(std::move(stream)),
+        [](h2::IncomingRequest request) -> asio::awaitable<void> {
+          request.stream.respond(200);
+          // Hold the stream until the client ends it.
+          std::array<char, 64> buffer;
+          for (;;) {
+            auto [ec, n] = co_await request.stream.read_some(asio::buffer(buffer));
+            if (ec) co_return;
+          }
+        });
+    sessions.push_back(session);
+    co_await session.run();
+  }
+};
+
+struct Fixture {
+  std::shared_ptr<identity::BuiltinCaProvider> provider;
+  state::Identity client = id("ns-a", "client");
+  state::Identity server = id("ns-b", "server");
+
+  Fixture() {
+    auto ca = identity::BuiltinCa::generate("cluster.local", std::chrono::system_clock::now());
+    REQUIRE(ca);
+    provider = identity::BuiltinCaProvider::create(*ca);
+  }
+
+  std::shared_ptr<const tls::ServerContext> server_context() {
+    auto cert = provider->fetch(server);
+    REQUIRE(cert);
+    auto ctx = tls::make_server_context(*cert);
+    REQUIRE(ctx);
+    return *ctx;
+  }
+
+  HboneConnector connector() {
+    ConnectorInputs inputs;
+    inputs.sockets = std::make_shared<net::SocketFactory>(net::SocketOptions{});
+    inputs.certificates = provider;
+    return make_hbone_connector(inputs);
+  }
+};
+
+asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(use_nothrow);
+}
+
+// A free coroutine, not a capturing lambda: co_spawn outlives the lambda object.
+asio::awaitable<void> open_one(HbonePool* pool, PoolKey key, std::vector<h2::Stream>* streams,
+                               int* ok, int* done) {
+  auto response = co_await pool->open(key, "10.0.0.1:80", {});
+  if (response && response->status == 200) {
+    ++*ok;
+    streams->push_back(std::move(response->stream));
+  }
+  ++*done;
+}
+
+TEST_CASE("fifty concurrent opens share one pooled HBONE connection") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    LoopbackHboneServer server(io, f.server_context());
+    asio::co_spawn(io, server.serve(), asio::detached);
+    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+
+    std::vector<h2::Stream> streams;
+    int done = 0;
+    int ok = 0;
+    for (int i = 0; i < 50; ++i) {
+      asio::co_spawn(io, open_one(&pool, key, &streams, &ok, &done), asio::detached);
+    }
+    while (done < 50) co_await sleep_for(5ms);
+    CHECK(ok == 50);
+    CHECK(server.accepted == 1);
+    CHECK(pool.connection_count() == 1);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("distinct pool keys get distinct connections") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    LoopbackHboneServer server(io, f.server_context());
+    asio::co_spawn(io, server.serve(), asio::detached);
+    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
+    const PoolKey a = make_pool_key(f.client, {f.server}, server.endpoint());
+    const PoolKey b = make_pool_key(f.client, {id("ns-b", "other"), f.server}, server.endpoint());
+    auto ra = co_await pool.open(a, "10.0.0.1:80", {});
+    auto rb = co_await pool.open(b, "10.0.0.1:80", {});
+    auto ra2 = co_await pool.open(a, "10.0.0.1:81", {});
+    REQUIRE(ra.has_value());
+    REQUIRE(rb.has_value());
+    REQUIRE(ra2.has_value());
+    CHECK(server.accepted == 2);
+    CHECK(pool.connection_count(a) == 1);
+    CHECK(pool.connection_count(b) == 1);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("a session that received GOAWAY is not reused") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    LoopbackHboneServer server(io, f.server_context());
+    asio::co_spawn(io, server.serve(), asio::detached);
+    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    auto first = co_await pool.open(key, "10.0.0.1:80", {});
+    REQUIRE(first.has_value());
+    REQUIRE(server.sessions.size() == 1);
+    server.sessions[0].drain();
+    for (int i = 0; i < 200 && pool.connection_count(key) != 0; ++i) co_await sleep_for(5ms);
+    CHECK(pool.connection_count(key) == 0);
+    auto second = co_await pool.open(key, "10.0.0.1:80", {});
+    REQUIRE(second.has_value());
+    CHECK(second->status == 200);
+    CHECK(server.accepted == 2);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("an idle pooled connection is released after the unused timeout") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    LoopbackHboneServer server(io, f.server_context());
+    asio::co_spawn(io, server.serve(), asio::detached);
+    PoolOptions options;
+    options.unused_release_timeout = 100ms;
+    HbonePool pool(io.get_executor(), options, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    {
+      auto response = co_await pool.open(key, "10.0.0.1:80", {});
+      REQUIRE(response.has_value());
+      co_await sleep_for(250ms);
+      // A stream in use keeps the connection.
+      CHECK(pool.connection_count(key) == 1);
+    }
+    for (int i = 0; i < 200 && pool.connection_count(key) != 0; ++i) co_await sleep_for(10ms);
+    CHECK(pool.connection_count(key) == 0);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+}  // namespace
+}  // namespace ztunnel::proxy
