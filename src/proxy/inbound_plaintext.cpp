@@ -70,8 +70,8 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
 
   const config::Config& config = *self->inputs_.config;
   auto snapshot = self->inputs_.store->snapshot();
-  auto local = check_plaintext_destination(*snapshot, self->inputs_.workload, *dst,
-                                           config.illegal_ports());
+  auto local =
+      check_plaintext_destination(*snapshot, self->inputs_.workload, *dst, config.illegal_ports());
   if (!local) {
     access.error = local.error().message;
     co_return;

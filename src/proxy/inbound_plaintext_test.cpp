@@ -60,8 +60,8 @@ struct EchoServer {
       auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), use_nothrow);
       bytes += n;
       if (ec) break;
-      auto [wec, written] = co_await asio::async_write(socket, asio::buffer(buffer.data(), n),
-                                                        use_nothrow);
+      auto [wec, written] =
+          co_await asio::async_write(socket, asio::buffer(buffer.data(), n), use_nothrow);
       if (wec) co_return;
     }
     boost::system::error_code ignored;
