@@ -14,7 +14,6 @@
 #include <csignal>
 #include <filesystem>
 #include <thread>
-#include <tuple>
 
 #include "core/log.h"
 #include "core/version.h"
@@ -23,6 +22,7 @@
 #include "net/socket.h"
 #include "proxy/hbone_address.h"
 #include "proxy/inbound.h"
+#include "proxy/inbound_plaintext.h"
 #include "proxy/outbound.h"
 #include "proxy/pool.h"
 #include "xds/local_config.h"
@@ -66,8 +66,7 @@ int App::run() {
   // The data plane: one worker thread owning the listeners, their pool and
   // every proxied connection (STYLE.md "Threads").
   boost::asio::io_context worker;
-  std::shared_ptr<proxy::Outbound> outbound;
-  std::shared_ptr<proxy::Inbound> inbound;
+  DedicatedProxy listeners;
   std::shared_ptr<identity::CertificateProvider> certificates;
   const bool proxy_on = config_.proxy_enabled && config_.proxy_mode == config::ProxyMode::kDedicated;
   if (config_.proxy_enabled && !proxy_on) {
@@ -85,7 +84,7 @@ int App::run() {
       log::error("app", "{}", started.error().message);
       return 1;
     }
-    std::tie(outbound, inbound) = *started;
+    listeners = std::move(*started);
   }
   auto work = boost::asio::make_work_guard(worker);
   std::thread worker_thread([&worker] { worker.run(); });
@@ -106,13 +105,16 @@ int App::run() {
 
   // Listeners and sessions belong to the worker: stop them there, then let
   // the worker finish what the closes started and end.
-  boost::asio::post(worker, [&] {
-    if (outbound) outbound->stop();
-    if (inbound) inbound->stop();
-  });
+  boost::asio::post(worker, [&] { listeners.stop(); });
   work.reset();
   worker_thread_stop(worker, worker_thread);
   return exit_code;
+}
+
+void App::DedicatedProxy::stop() {
+  if (outbound) outbound->stop();
+  if (inbound) inbound->stop();
+  if (plaintext) plaintext->stop();
 }
 
 void App::worker_thread_stop(boost::asio::io_context& worker, std::thread& thread) {
@@ -156,8 +158,7 @@ core::Result<std::shared_ptr<identity::CertificateProvider>> App::make_certifica
   return std::shared_ptr<identity::CertificateProvider>(provider);
 }
 
-core::Result<std::pair<std::shared_ptr<proxy::Outbound>, std::shared_ptr<proxy::Inbound>>>
-App::start_dedicated_proxy(boost::asio::io_context& worker,
+core::Result<App::DedicatedProxy> App::start_dedicated_proxy(boost::asio::io_context& worker,
                            std::shared_ptr<identity::CertificateProvider> certificates) {
   if (!config_.proxy_workload_info) return core::make_error("dedicated mode needs PROXY_WORKLOAD_INFO");
   const auto& info = *config_.proxy_workload_info;
@@ -201,6 +202,13 @@ App::start_dedicated_proxy(boost::asio::io_context& worker,
     return core::make_error("listen on inbound port " + std::to_string(config::kInboundPort) +
                             ": " + inbound_acceptor.error().message());
   }
+  auto plaintext_acceptor =
+      sockets->listen(worker.get_executor(), {any, config::kInboundPlaintextPort});
+  if (!plaintext_acceptor) {
+    return core::make_error("listen on inbound plaintext port " +
+                            std::to_string(config::kInboundPlaintextPort) + ": " +
+                            plaintext_acceptor.error().message());
+  }
 
   proxy::ConnectorInputs connector;
   connector.sockets = sockets;
@@ -210,15 +218,20 @@ App::start_dedicated_proxy(boost::asio::io_context& worker,
   connector.session.connection_window = config_.http2_connection_window_size;
   connector.session.max_frame_size = config_.http2_frame_size;
 
-  auto outbound = proxy::Outbound::create(inputs, std::move(*outbound_acceptor),
-                                          proxy::make_hbone_connector(connector));
-  auto inbound = proxy::Inbound::create(inputs, std::move(*inbound_acceptor));
-  boost::asio::co_spawn(worker, outbound->run(), boost::asio::detached);
-  boost::asio::co_spawn(worker, inbound->run(), boost::asio::detached);
-  log::info("app", "dedicated proxy for {}: outbound on {}, inbound (HBONE) on {}",
-            local->identity().to_spiffe(), proxy::format_endpoint(outbound->local_endpoint()),
-            proxy::format_endpoint(inbound->local_endpoint()));
-  return std::pair{outbound, inbound};
+  DedicatedProxy listeners;
+  listeners.outbound = proxy::Outbound::create(inputs, std::move(*outbound_acceptor),
+                                           proxy::make_hbone_connector(connector));
+  listeners.inbound = proxy::Inbound::create(inputs, std::move(*inbound_acceptor));
+  listeners.plaintext = proxy::InboundPlaintext::create(inputs, std::move(*plaintext_acceptor));
+  boost::asio::co_spawn(worker, listeners.outbound->run(), boost::asio::detached);
+  boost::asio::co_spawn(worker, listeners.inbound->run(), boost::asio::detached);
+  boost::asio::co_spawn(worker, listeners.plaintext->run(), boost::asio::detached);
+  log::info("app", "dedicated proxy for {}: outbound on {}, inbound (HBONE) on {}, inbound "
+            "plaintext on {}",
+            local->identity().to_spiffe(), proxy::format_endpoint(listeners.outbound->local_endpoint()),
+            proxy::format_endpoint(listeners.inbound->local_endpoint()),
+            proxy::format_endpoint(listeners.plaintext->local_endpoint()));
+  return listeners;
 }
 
 void raise_fd_limit() {

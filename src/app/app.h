@@ -19,6 +19,7 @@
 namespace ztunnel::proxy {
 class Outbound;
 class Inbound;
+class InboundPlaintext;
 }  // namespace ztunnel::proxy
 
 namespace ztunnel::app {
@@ -40,9 +41,14 @@ class App {
   // ZTUNNEL_CERT_DIR, ZTUNNEL_CA_DIR or FAKE_CA, in that order.
   core::Result<std::shared_ptr<identity::CertificateProvider>> make_certificate_provider(
       boost::asio::any_io_executor executor);
-  // Dedicated mode: outbound 15001 and inbound 15008 on `worker`.
-  core::Result<std::pair<std::shared_ptr<proxy::Outbound>, std::shared_ptr<proxy::Inbound>>>
-  start_dedicated_proxy(boost::asio::io_context& worker,
+  // The listeners of dedicated mode, all on one worker.
+  struct DedicatedProxy {
+    std::shared_ptr<proxy::Outbound> outbound;             // 15001
+    std::shared_ptr<proxy::Inbound> inbound;               // 15008 (HBONE)
+    std::shared_ptr<proxy::InboundPlaintext> plaintext;    // 15006
+    void stop();
+  };
+  core::Result<DedicatedProxy> start_dedicated_proxy(boost::asio::io_context& worker,
                         std::shared_ptr<identity::CertificateProvider> certificates);
   static void worker_thread_stop(boost::asio::io_context& worker, std::thread& thread);
 

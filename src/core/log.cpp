@@ -146,7 +146,7 @@ void Logger::set_filter(Filter filter) {
 }
 
 std::string Logger::render(Level level, std::string_view target, std::string_view message,
-                           std::initializer_list<Field> fields) const {
+                           std::span<const Field> fields) const {
   std::string line;
   line.reserve(96 + message.size());
   if (format_.load() == Format::kJson) {
@@ -181,7 +181,7 @@ std::string Logger::render(Level level, std::string_view target, std::string_vie
 }
 
 void Logger::write(Level level, std::string_view target, std::string_view message,
-                   std::initializer_list<Field> fields) {
+                   std::span<const Field> fields) {
   std::string line = render(level, target, message, fields);
   static std::mutex write_mutex;  // keeps lines from interleaving on one fd
   std::lock_guard lock(write_mutex);

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -77,11 +78,20 @@ class Logger {
            level >= filter()->level_for(target);
   }
   void write(Level level, std::string_view target, std::string_view message,
-             std::initializer_list<Field> fields = {});
+             std::initializer_list<Field> fields = {}) {
+    write(level, target, message, std::span<const Field>(fields.begin(), fields.size()));
+  }
+  // For lines whose set of fields is decided at run time (the access log).
+  void write(Level level, std::string_view target, std::string_view message,
+             std::span<const Field> fields);
 
   // Renders a line without writing it; exposed for tests.
   std::string render(Level level, std::string_view target, std::string_view message,
-                     std::initializer_list<Field> fields) const;
+                     std::span<const Field> fields) const;
+  std::string render(Level level, std::string_view target, std::string_view message,
+                     std::initializer_list<Field> fields) const {
+    return render(level, target, message, std::span<const Field>(fields.begin(), fields.size()));
+  }
 
  private:
   mutable std::mutex filter_mutex_;

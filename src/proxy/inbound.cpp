@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "net/copy.h"
+#include "proxy/access_log.h"
 #include "proxy/h2_stream_io.h"
 #include "proxy/headers.h"
 #include "proxy/inbound_request.h"
@@ -24,38 +25,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-
-struct InboundLog {
-  tcp::endpoint src;
-  std::string src_identity;
-  std::string dst_identity;
-  std::string authority = "-";
-  std::optional<tcp::endpoint> upstream;
-  int status = 0;
-  uint64_t sent = 0;      // to the upstream
-  uint64_t received = 0;  // from the upstream
-  std::string error;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-
-  ~InboundLog() {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - start);
-    log::logger().write(error.empty() ? log::Level::kInfo : log::Level::kWarn, "access",
-                        "connection complete",
-                        {{"direction", "inbound"},
-                         {"src.addr", format_endpoint(src)},
-                         {"dst.addr", upstream ? format_endpoint(*upstream) : "-"},
-                         {"dst.hbone_addr", authority},
-                         {"src.identity", src_identity},
-                         {"dst.identity", dst_identity},
-                         {"status", std::to_string(status)},
-                         {"bytes_sent", std::to_string(received)},
-                         {"bytes_recv", std::to_string(sent)},
-                         {"duration", std::to_string(ms.count()) + "ms"},
-                         {"error", error.empty() ? "-" : error}});
-  }
-};
-
 }  // namespace
 
 std::shared_ptr<Inbound> Inbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
@@ -79,11 +48,9 @@ void Inbound::stop() {
 }
 
 core::Result<std::shared_ptr<const tls::ServerContext>> Inbound::server_context() {
-  auto snapshot = inputs_.store->snapshot();
-  const auto& info = inputs_.workload;
-  auto local = snapshot->find_workload(info.namespace_name, info.name, info.service_account);
-  if (!local) return core::make_error("unknown local workload " + info.namespace_name + "/" + info.name);
-  auto cert = inputs_.certificates->fetch(local->identity());
+  auto local = find_local_workload(*inputs_.store->snapshot(), inputs_.workload);
+  if (!local) return core::make_error(local.error().message);
+  auto cert = inputs_.certificates->fetch((*local)->identity());
   if (!cert) return cert.error();
   // Rebuild only when the provider rotated the certificate.
   if (!context_ || context_->certificate() != *cert) {
@@ -162,10 +129,11 @@ asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket 
 asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
                                              h2::IncomingRequest request, state::Identity peer,
                                              tcp::endpoint client, tcp::endpoint local_dst) {
-  InboundLog access;
+  ConnectionRecord access(Direction::kInbound);
   access.src = client;
-  access.src_identity = peer.to_spiffe();
-  access.authority = request.request.authority;
+  access.src_identity = peer;
+  access.dst_hbone = request.request.authority;
+  access.status = 0;
   h2::Stream& stream = request.stream;
   const auto reject = [&](const InboundError& e) {
     access.status = e.status;
@@ -179,20 +147,20 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
 
   const config::Config& config = *self->inputs_.config;
   auto snapshot = self->inputs_.store->snapshot();
-  const auto& info = self->inputs_.workload;
-  auto local = snapshot->find_workload(info.namespace_name, info.name, info.service_account);
-  if (!local) co_return reject({kStatusServiceUnavailable, "unknown local workload"});
-  access.dst_identity = local->identity().to_spiffe();
+  auto local = find_local_workload(*snapshot, self->inputs_.workload);
+  if (!local) co_return reject(local.error());
+  access.dst_identities = {(*local)->identity()};
 
-  if (auto ok = validate_destination(*snapshot, *local, local_dst, config.network, *authority); !ok) {
+  if (auto ok = validate_destination(*snapshot, **local, local_dst, config.network, *authority);
+      !ok) {
     co_return reject(ok.error());
   }
-  auto upstream = find_inbound_upstream(*snapshot, *local, local_dst, config.network, *authority,
-                                        config::kIllegalPorts);
+  auto upstream = find_inbound_upstream(*snapshot, **local, local_dst, config.network, *authority,
+                                        config.illegal_ports());
   if (!upstream) co_return reject(upstream.error());
-  access.upstream = upstream->address;
+  access.dst = upstream->address;
 
-  if (!self->inputs_.authorize({peer, client, upstream->address})) {
+  if (!self->inputs_.authorize({peer, client, upstream->address, *local})) {
     co_return reject({kStatusUnauthorized, "denied by authorization policy"});
   }
 
@@ -210,17 +178,14 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
 
   h2::Headers response_headers;
   if (config.enable_response_baggage) {
-    response_headers.push_back({std::string(kBaggageHeader), baggage_header(*local)});
+    response_headers.push_back({std::string(kBaggageHeader), baggage_header(**local)});
   }
   if (auto ec = stream.respond(kStatusOk, response_headers)) {
     access.error = "respond: " + ec.message();
     co_return;
   }
   access.status = kStatusOk;
-  auto result = co_await net::copy_bidirectional(stream, *upstream_socket);
-  access.sent = result.a_to_b;
-  access.received = result.b_to_a;
-  if (result.error) access.error = result.error.message();
+  access.record_copy(co_await net::copy_bidirectional(stream, *upstream_socket));
 }
 
 }  // namespace ztunnel::proxy

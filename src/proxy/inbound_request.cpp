@@ -20,12 +20,6 @@ InboundError reject(uint16_t status, std::string message) {
 
 IpAddress canon(const IpAddress& ip) { return state::canonical_ip(ip); }
 
-bool has_address(const state::Workload& w, const IpAddress& ip) {
-  IpAddress want = canon(ip);
-  return std::any_of(w.addresses.begin(), w.addresses.end(),
-                     [&](const IpAddress& a) { return canon(a) == want; });
-}
-
 // Whether the service or workload at `target` names the local workload as
 // its waypoint: the waypoint reference must resolve to a service the local
 // workload is an endpoint of, or to a workload owning the address the client
@@ -47,7 +41,7 @@ bool is_waypoint_for(const state::Snapshot& snapshot, const state::Workload& loc
   if (const auto* svc = std::get_if<ServicePtr>(&*resolved)) {
     return (*svc)->endpoints.contains(local.uid);
   }
-  return has_address(*std::get<WorkloadPtr>(*resolved), local_dst.address());
+  return workload_has_address(*std::get<WorkloadPtr>(*resolved), local_dst.address());
 }
 
 // The VIP to put in a PROXY header for a hostname authority: one on our
@@ -69,6 +63,40 @@ std::optional<IpAddress> tunnel_vip(const state::Service& svc, std::string_view 
 
 void throw_exception_from_error(const InboundError& e, const boost::source_location&) {
   throw std::runtime_error(e.message);
+}
+
+bool workload_has_address(const state::Workload& workload, const IpAddress& ip) {
+  IpAddress want = canon(ip);
+  return std::any_of(workload.addresses.begin(), workload.addresses.end(),
+                     [&](const IpAddress& a) { return canon(a) == want; });
+}
+
+InboundResult<WorkloadPtr> find_local_workload(const state::Snapshot& snapshot,
+                                               const config::ProxyWorkloadInfo& info) {
+  auto local = snapshot.find_workload(info.namespace_name, info.name, info.service_account);
+  if (!local) {
+    return reject(kStatusServiceUnavailable,
+                  fmt::format("unknown local workload {}/{}", info.namespace_name, info.name));
+  }
+  return local;
+}
+
+InboundResult<WorkloadPtr> check_plaintext_destination(const state::Snapshot& snapshot,
+                                                       const config::ProxyWorkloadInfo& info,
+                                                       const tcp::endpoint& original_dst,
+                                                       std::span<const uint16_t> illegal_ports) {
+  if (std::find(illegal_ports.begin(), illegal_ports.end(), original_dst.port()) !=
+      illegal_ports.end()) {
+    return reject(kStatusServiceUnavailable, "attempted recursive call to ourselves");
+  }
+  auto local = find_local_workload(snapshot, info);
+  if (!local) return local;
+  if (!workload_has_address(**local, original_dst.address())) {
+    return reject(kStatusServiceUnavailable,
+                  fmt::format("destination {} is not an address of the local workload {}",
+                              canon(original_dst.address()).to_string(), (*local)->uid));
+  }
+  return local;
 }
 
 InboundResult<void> check_connect_method(std::string_view method) {

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.h"
 #include "proxy/hbone_address.h"
 #include "state/store.h"
 
@@ -52,6 +53,15 @@ InboundResult<void> check_connect_method(std::string_view method);
 
 // Phase 2: parse_authority with a 400 on failure.
 InboundResult<HboneAddress> parse_inbound_authority(std::string_view authority);
+
+// Phase 3, shared with the plaintext listener: the workload this
+// dedicated-mode proxy serves (PROXY_WORKLOAD_INFO), 503 when the state
+// store does not have it.
+InboundResult<state::WorkloadPtr> find_local_workload(const state::Snapshot& snapshot,
+                                                      const config::ProxyWorkloadInfo& info);
+
+// Whether `ip` is one of the workload's addresses (IPv4-mapped IPv6 equals IPv4).
+bool workload_has_address(const state::Workload& workload, const state::IpAddress& ip);
 
 // Phase 4. A socket authority must name the IP the client connected to
 // (`local_dst`, on network `dst_network`), so a peer cannot use this pod's
@@ -112,5 +122,17 @@ struct UpstreamConnect {
 UpstreamConnect plan_upstream_connect(const InboundUpstream& upstream, const tcp::endpoint& client,
                                       bool localhost_app_tunnel, bool original_source,
                                       bool self_proxy);
+
+// The inbound plaintext listener (15006) checks, in Istio's order
+// (inbound_passthrough): a destination port in `illegal_ports` is a self call
+// (checked first: nothing about ourselves is worth looking up for it), then
+// the local workload must exist, then (stricter than Istio, which forwards to
+// whatever address was redirected) the destination must be one of its
+// addresses, so the listener never relays to another host. Returns the local
+// workload. The status in an error is meaningless here (plaintext has no
+// response to carry it); the message is for the log.
+InboundResult<state::WorkloadPtr> check_plaintext_destination(
+    const state::Snapshot& snapshot, const config::ProxyWorkloadInfo& info,
+    const tcp::endpoint& original_dst, std::span<const uint16_t> illegal_ports);
 
 }  // namespace ztunnel::proxy

@@ -536,5 +536,44 @@ TEST_CASE("the upstream connect keeps the client IP only with original source an
   CHECK(plan_upstream_connect(up, client, true, true, false).destination == up.address);
 }
 
+// --- the plaintext listener's checks ------------------------------------------
+
+TEST_CASE("plaintext: the local workload's own address and port pass and return it") {
+  World world(Topology{});
+  const config::ProxyWorkloadInfo server{"default", "workload-server", "service-account-server"};
+  auto local = check_plaintext_destination(*world.snapshot(), server, ep(kServerPod, 8080), kIllegal);
+  REQUIRE(local.has_value());
+  CHECK((*local)->uid == uid("server"));
+  // The IPv4-mapped form a dual-stack socket reports is the same address.
+  std::string mapped = std::string("::ffff:") + kServerPod;
+  CHECK(check_plaintext_destination(*world.snapshot(), server, ep(mapped.c_str(), 8080), kIllegal)
+            .has_value());
+}
+
+TEST_CASE("plaintext: a destination port of ztunnel's own is a self call, checked first") {
+  World world(Topology{});
+  const config::ProxyWorkloadInfo unknown{"default", "nobody", "nobody"};
+  for (uint16_t port : kIllegal) {
+    CAPTURE(port);
+    auto r = check_plaintext_destination(*world.snapshot(), unknown, ep(kServerPod, port), kIllegal);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message == "attempted recursive call to ourselves");
+  }
+}
+
+TEST_CASE("plaintext: an unknown local workload or another workload's address is refused") {
+  World world(Topology{});
+  const config::ProxyWorkloadInfo unknown{"default", "nobody", "nobody"};
+  auto missing = check_plaintext_destination(*world.snapshot(), unknown, ep(kServerPod, 80), kIllegal);
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().message == "unknown local workload default/nobody");
+
+  const config::ProxyWorkloadInfo server{"default", "workload-server", "service-account-server"};
+  auto other = check_plaintext_destination(*world.snapshot(), server, ep(kClientPod, 80), kIllegal);
+  REQUIRE_FALSE(other.has_value());
+  CHECK(other.error().message == std::string("destination ") + kClientPod +
+                                     " is not an address of the local workload " + uid("server"));
+}
+
 }  // namespace
 }  // namespace ztunnel::proxy

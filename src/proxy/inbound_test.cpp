@@ -71,7 +71,9 @@ TEST_CASE("the inbound listener answers CONNECT phases and tunnels to the upstre
     int authorized = 0;
     inputs.authorize = [&](const AuthorizationRequest& r) {
       ++authorized;
-      return r.upstream.port() != 7;  // a port the "policy" denies
+      CHECK(r.source_identity == state::Identity{"cluster.local", "vms", "client"});
+      CHECK(r.destination_workload->uid == "vms/local");
+      return r.destination.port() != 7;  // a port the "policy" denies
     };
     auto acceptor = sockets->listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), 0});
     REQUIRE(acceptor.has_value());

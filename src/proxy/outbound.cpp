@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "net/copy.h"
+#include "proxy/access_log.h"
 #include "proxy/h2_stream_io.h"
 #include "proxy/headers.h"
 #include "proxy/random.h"
@@ -22,48 +23,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-
-// Filled in as the connection progresses; writes the access-log line once.
-struct OutboundLog {
-  tcp::endpoint src;
-  std::optional<tcp::endpoint> dst;
-  std::string src_identity;
-  std::string dst_identity;
-  std::string kind = "-";
-  std::string dst_hbone;
-  uint64_t sent = 0;
-  uint64_t received = 0;
-  std::string error;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-
-  ~OutboundLog() {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - start);
-    log::logger().write(error.empty() ? log::Level::kInfo : log::Level::kWarn, "access",
-                        "connection complete",
-                        {{"direction", "outbound"},
-                         {"src.addr", format_endpoint(src)},
-                         {"dst.addr", dst ? format_endpoint(*dst) : "-"},
-                         {"dst.hbone_addr", dst_hbone.empty() ? "-" : dst_hbone},
-                         {"route", kind},
-                         {"src.identity", src_identity.empty() ? "-" : src_identity},
-                         {"dst.identity", dst_identity.empty() ? "-" : dst_identity},
-                         {"bytes_sent", std::to_string(sent)},
-                         {"bytes_recv", std::to_string(received)},
-                         {"duration", std::to_string(ms.count()) + "ms"},
-                         {"error", error.empty() ? "-" : error}});
-  }
-};
-
-std::string join_identities(const std::vector<state::Identity>& ids) {
-  std::string out;
-  for (const auto& id : ids) {
-    if (!out.empty()) out += ",";
-    out += id.to_spiffe();
-  }
-  return out;
-}
-
 }  // namespace
 
 std::shared_ptr<Outbound> Outbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
@@ -108,12 +67,13 @@ asio::awaitable<void> Outbound::run() {
 }
 
 asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socket downstream) {
-  OutboundLog access;
+  ConnectionRecord access(Direction::kOutbound);
+  access.route = "-";
+  access.dst_hbone = "";
   boost::system::error_code ec;
   access.src = downstream.remote_endpoint(ec);
 
-  auto dst = net::original_dst(downstream);
-  if (!dst && self->inputs_.original_dst_fallback) dst = downstream.local_endpoint(ec);
+  auto dst = original_destination(self->inputs_, downstream);
   if (!dst) {
     access.error = "no original destination: " + dst.error().message();
     co_return;
@@ -127,7 +87,7 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
     access.error = "unknown source workload " + info.namespace_name + "/" + info.name;
     co_return;
   }
-  access.src_identity = source->identity().to_spiffe();
+  access.src_identity = source->identity();
 
   auto route = route_outbound(*snapshot, *source, *dst, self->route_options_, thread_random());
   if (!route) {
@@ -138,11 +98,11 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
     access.error = "DNS-named destinations are not supported yet: " + route->pending_dns->hostname;
     co_return;
   }
-  access.kind = std::string(to_string(route->kind));
+  access.route = std::string(to_string(route->kind));
 
   if (route->kind == RouteKind::kHbone) {
     access.dst_hbone = format_endpoint(route->connect_to);
-    access.dst_identity = join_identities(route->expected_identities);
+    access.dst_identities = route->expected_identities;
     h2::Headers headers;
     std::optional<std::string_view> host;
     if (route->service) host = route->service->hostname;
@@ -160,10 +120,7 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
       access.error = "HBONE CONNECT answered " + std::to_string(response->status);
       co_return;
     }
-    auto result = co_await net::copy_bidirectional(downstream, response->stream);
-    access.sent = result.a_to_b;
-    access.received = result.b_to_a;
-    if (result.error) access.error = result.error.message();
+    access.record_copy(co_await net::copy_bidirectional(downstream, response->stream));
     co_return;
   }
 
@@ -172,10 +129,7 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
     access.error = "connect " + format_endpoint(route->connect_to) + ": " + upstream.error().message();
     co_return;
   }
-  auto result = co_await net::copy_bidirectional(downstream, *upstream);
-  access.sent = result.a_to_b;
-  access.received = result.b_to_a;
-  if (result.error) access.error = result.error.message();
+  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream));
 }
 
 }  // namespace ztunnel::proxy

@@ -9,6 +9,7 @@ fi
 [[ -n ${1:-} ]] && export ZTUNNEL_BUILD_DIR=$1
 # Names of our own, so a demo running at the same time is not disturbed.
 export NS_A=zt-test-a-$$ NS_B=zt-test-b-$$
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 passed=0
@@ -30,14 +31,23 @@ run() {  # run NAME: one scenario function; failures are counted, not fatal
   fi
 }
 
-transfer() {  # transfer BYTES: echo through the tunnel, checksums must match
-  local out
-  out=$(in_a "$PY" "$TCP_TOOL" send "$IP_B" 8080 "$1")
+same_digest() {  # same_digest OUTPUT: tcp_tool's sent and recv checksums match
   local sent recv
-  sent=$(sed -n 's/.*sent=\([0-9a-f]*\).*/\1/p' <<<"$out")
-  recv=$(sed -n 's/.*recv=\([0-9a-f]*\).*/\1/p' <<<"$out")
-  [[ -n $sent && $sent == "$recv" ]] || { echo "  $out"; return 1; }
+  sent=$(sed -n 's/.*sent=\([0-9a-f]*\).*/\1/p' <<<"$1")
+  recv=$(sed -n 's/.*recv=\([0-9a-f]*\).*/\1/p' <<<"$1")
+  [[ -n $sent && $sent == "$recv" ]] || { echo "  $1"; return 1; }
 }
+
+transfer() {  # transfer BYTES: echo through the tunnel, checksums must match
+  same_digest "$(in_a "$PY" "$TCP_TOOL" send "$IP_B" 8080 "$1")"
+}
+
+# A client in vm-a whose sockets carry ztunnel's mark: vm-a's capture skips
+# it, so it reaches vm-b as plain TCP and meets vm-b's inbound capture.
+send_bypassing_a() { in_a env TCP_TOOL_MARK=1337 "$PY" "$TCP_TOOL" send "$@"; }
+
+# Inbound access lines of vm-b's 15006 listener (no peer identity).
+plaintext_lines() { grep 'direction=inbound' "$WORK/vm-b.log" | grep 'src.identity=-' || true; }
 
 test_1kib_transfer() { transfer 1024; }
 test_10mib_transfer() { transfer $((10 << 20)); }
@@ -94,10 +104,88 @@ test_no_client_cert_refused() {
   ((after > before)) || { echo "  $out"; return 1; }
 }
 
+# run() calls scenarios as an `if` condition, where bash ignores `set -e`:
+# every check below ends in `|| return 1` or is a function's last command.
+
+test_plaintext_inbound_through_15006() {
+  # 777777 bytes: a size no other scenario sends, to find this connection's lines.
+  local out
+  out=$(send_bypassing_a "$IP_B" 8080 777777)
+  same_digest "$out" || return 1
+  sleep 0.2
+  plaintext_lines | grep "src.addr=$IP_A:" | grep "dst.addr=$IP_B:8080" |
+    grep 'dst.identity=spiffe://cluster.local/ns/vms/sa/vm-b' | grep -q 'bytes_recv=777777 ' ||
+    { echo "  no plaintext inbound line in vm-b's log:"; grep access "$WORK/vm-b.log" | tail -3; return 1; }
+  # It never went through vm-a's ztunnel.
+  if grep -q 'bytes_sent=777777 ' "$WORK/vm-a.log"; then
+    echo "  vm-a's ztunnel carried it"
+    return 1
+  fi
+}
+
+test_hbone_not_recaptured_by_15006() {
+  # vm-b's ztunnel delivers HBONE traffic to the app with a local connection;
+  # nat PREROUTING must not send that back into 15006.
+  local before after
+  before=$(plaintext_lines | wc -l)
+  transfer 333333 || return 1
+  sleep 0.2
+  after=$(plaintext_lines | wc -l)
+  grep 'direction=inbound' "$WORK/vm-b.log" | grep 'status=200' |
+    grep 'src.identity=spiffe://cluster.local/ns/vms/sa/vm-a' | grep -q 'bytes_recv=333333 ' ||
+    { echo "  no HBONE inbound line for the transfer"; return 1; }
+  ((after == before)) || { echo "  $((after - before)) new plaintext inbound lines"; return 1; }
+}
+
+test_plaintext_self_call_refused() {
+  # vm-b:15001 from outside is redirected to 15006, which refuses to call itself.
+  local out
+  out=$(send_bypassing_a "$IP_B" 15001 1000)
+  grep -q 'recv_bytes=0 ' <<<"$out" || { echo "  $out"; return 1; }
+  sleep 0.2
+  grep 'direction=inbound' "$WORK/vm-b.log" | grep "dst.addr=$IP_B:15001" |
+    grep -q 'attempted recursive call to ourselves'
+}
+
+test_excluded_inbound_port_skips_15006() {
+  # vm-b excludes 8081: the server sees vm-a's address, and 15006 logs nothing.
+  local out want
+  out=$(send_bypassing_a "$IP_B" 8081 4321)
+  want=$("$PY" -c 'import hashlib,random; print(hashlib.sha256(random.Random(1).randbytes(4321)).hexdigest())')
+  grep -q "recv_text=$want 4321" <<<"$out" || { echo "  $out"; return 1; }
+  grep -q "digest: connection from $IP_A:" "$WORK/server.log" ||
+    { echo "  the server did not see vm-a's address"; return 1; }
+  if plaintext_lines | grep -q "dst.addr=$IP_B:8081"; then
+    echo "  15006 carried an excluded port"
+    return 1
+  fi
+}
+
+test_iptables_script_is_idempotent() {
+  local first second
+  local -a vm_b=(env ZTUNNEL_MESH_CIDRS=10.10.0.0/24 ZTUNNEL_EXCLUDE_INBOUND_PORTS=8081
+    "$IPTABLES_SCRIPT")
+  first=$(in_b iptables-save -t nat | grep -v '^#')
+  in_b "${vm_b[@]}" install || return 1
+  second=$(in_b iptables-save -t nat | grep -v '^#')
+  [[ $first == "$second" ]] || { diff <(echo "$first") <(echo "$second"); return 1; }
+  in_b "$IPTABLES_SCRIPT" uninstall || return 1
+  in_b "$IPTABLES_SCRIPT" uninstall || return 1
+  if in_b iptables-save -t nat | grep -q ZTUNNEL; then
+    echo "  uninstall left rules behind"
+    return 1
+  fi
+  in_b "${vm_b[@]}" install || return 1
+  [[ $(in_b iptables-save -t nat | grep -v '^#') == "$first" ]]
+}
+
 netns_up
 for t in test_1kib_transfer test_10mib_transfer test_half_close test_inbound_logs_peer_identity \
   test_50_concurrent_share_one_connection test_python_h2_mtls_connect \
-  test_wrong_destination_is_400 test_closed_upstream_port_is_503 test_no_client_cert_refused; do
+  test_wrong_destination_is_400 test_closed_upstream_port_is_503 test_no_client_cert_refused \
+  test_plaintext_inbound_through_15006 test_hbone_not_recaptured_by_15006 \
+  test_plaintext_self_call_refused test_excluded_inbound_port_skips_15006 \
+  test_iptables_script_is_idempotent; do
   run "$t"
 done
 

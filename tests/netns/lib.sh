@@ -1,14 +1,22 @@
+# shellcheck shell=bash
 # Shared netns helpers for tools/demo and tests/netns/*.sh (source it; needs root).
 #
 #   +------------- netns $NS_A -------------+        +------------- netns $NS_B -------------+
 #   | client                                 |        |                 server 10.10.0.2:8080 |
-#   |   | iptables nat OUTPUT: tcp to        |        |                      (8081: digest)   |
-#   |   | 10.10.0.0/24, not :15008, not      |        |                          ^ plain TCP  |
-#   |   | mark 0x539/0xfff -> REDIRECT 15001 |        |                          |            |
+#   |   | nat OUTPUT: tcp to 10.10.0.0/24,   |        |                      (8081: digest)   |
+#   |   | not :15008, not mark 0x539/0xfff   |        |                          ^ plain TCP  |
+#   |   | -> REDIRECT 15001                  |        |                          |            |
 #   |   v                                    |        |                          |            |
 #   | ztunnel (vms/vm-a) 15001 --HBONE mTLS--+--veth--+--> 15008 ztunnel (vms/vm-b)           |
-#   | 10.10.0.1/24   (its sockets: mark 1337)|        | 10.10.0.2/24                          |
-#   +----------------------------------------+        +---------------------------------------+
+#   | 10.10.0.1/24   (its sockets: mark 1337)|        |    15006 <- nat PREROUTING: tcp to    |
+#   |                                        |  tcp   |      this host, not :15008, not :8081 |
+#   | client with SO_MARK 1337 (bypass) -----+--------+--> (plaintext inbound)                |
+#   +----------------------------------------+        | 10.10.0.2/24                          |
+#                                                     +---------------------------------------+
+#
+# Both namespaces get their capture from deploy/vm/ztunnel-iptables, the
+# script VM operators run, so the documented rules are the tested ones. vm-b
+# leaves 8081 out of inbound capture, to check the exclusion list.
 #
 # Both ztunnels run in dedicated mode with the same local config (both VMs
 # as HBONE workloads) and mint their certificates from one CA directory made
@@ -85,9 +93,12 @@ start_ztunnel() {
   return 1
 }
 
+IPTABLES_SCRIPT=$ROOT_DIR/deploy/vm/ztunnel-iptables
+
 install_capture() {
-  in_a iptables -t nat -A OUTPUT -p tcp -d 10.10.0.0/24 ! --dport 15008 \
-    -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001
+  in_a env ZTUNNEL_MESH_CIDRS=10.10.0.0/24 PACKET_MARK=1337 "$IPTABLES_SCRIPT" install
+  in_b env ZTUNNEL_MESH_CIDRS=10.10.0.0/24 PACKET_MARK=1337 ZTUNNEL_EXCLUDE_INBOUND_PORTS=8081 \
+    "$IPTABLES_SCRIPT" install
 }
 
 start_server() {

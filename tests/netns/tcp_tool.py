@@ -3,11 +3,16 @@
 
   tcp_tool.py serve IP                  echo on IP:8080; sha256-after-EOF on IP:8081
   tcp_tool.py send IP PORT BYTES        send BYTES (seeded random), half-close, read until EOF;
-                                        prints "sent=<sha256> recv=<sha256> recv_bytes=N"
+                                        prints "sent=<sha256> recv=<sha256> recv_bytes=N
+                                        recv_text=T error=E" (E: "-" or why the exchange broke)
+
+  TCP_TOOL_MARK=N sets SO_MARK N on client sockets (root), so capture rules
+  that skip ztunnel's mark skip the client too.
   tcp_tool.py many IP PORT N BYTES HOLD N concurrent echo connections, held open HOLD seconds
                                         after their exchange; prints "ok=K of N"
 """
 import hashlib
+import os
 import random
 import socket
 import sys
@@ -58,21 +63,42 @@ def payload(size, seed=1):
     return random.Random(seed).randbytes(size)
 
 
-def exchange(ip, port, data):
-    s = socket.create_connection((ip, port), timeout=60)
+def connect(ip, port):
+    s = socket.socket()
+    mark = os.environ.get("TCP_TOOL_MARK")
+    if mark:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, int(mark, 0))
+    s.settimeout(60)
+    s.connect((ip, port))
+    return s
+
+
+def exchange(ip, port, data, errors=None):
+    """Returns (socket, bytes received); errors, when given, collects what broke."""
+    s = connect(ip, port)
     received = bytearray()
 
     def reader():
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return
-            received.extend(chunk)
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return
+                received.extend(chunk)
+        except OSError as e:
+            if errors is None:
+                raise
+            errors.append(f"recv: {e.strerror or e}")
 
     t = threading.Thread(target=reader)
     t.start()
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        if errors is None:
+            raise
+        errors.append(f"send: {e.strerror or e}")
     t.join()
     return s, bytes(received)
 
@@ -86,11 +112,12 @@ def main():
     elif cmd == "send":
         ip, port, size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         data = payload(size)
-        s, got = exchange(ip, port, data)
+        errors = []
+        s, got = exchange(ip, port, data, errors)
         s.close()
         text = got[:80].decode(errors="replace").strip() if len(got) < 100 else "-"
         print(f"sent={hashlib.sha256(data).hexdigest()} recv={hashlib.sha256(got).hexdigest()} "
-              f"recv_bytes={len(got)} recv_text={text}")
+              f"recv_bytes={len(got)} recv_text={text} error={'; '.join(errors) or '-'}")
     elif cmd == "many":
         ip, port, n, size, hold = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
         ok = []

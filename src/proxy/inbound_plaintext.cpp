@@ -1,0 +1,104 @@
+// Inbound plaintext: redirected connection -> checks -> authorize -> connect -> copy -> access log.
+#include "proxy/inbound_plaintext.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <optional>
+#include <string>
+
+#include "core/log.h"
+#include "net/copy.h"
+#include "proxy/access_log.h"
+#include "proxy/inbound_request.h"
+
+namespace ztunnel::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+namespace {
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+}  // namespace
+
+std::shared_ptr<InboundPlaintext> InboundPlaintext::create(ProxyInputs inputs,
+                                                           tcp::acceptor acceptor) {
+  return std::shared_ptr<InboundPlaintext>(
+      new InboundPlaintext(std::move(inputs), std::move(acceptor)));
+}
+
+InboundPlaintext::InboundPlaintext(ProxyInputs inputs, tcp::acceptor acceptor)
+    : inputs_(std::move(inputs)), acceptor_(std::move(acceptor)) {}
+
+tcp::endpoint InboundPlaintext::local_endpoint() const {
+  boost::system::error_code ignored;
+  return acceptor_.local_endpoint(ignored);
+}
+
+void InboundPlaintext::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+asio::awaitable<void> InboundPlaintext::run() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      log::warn("inbound", "plaintext accept failed: {}", ec.message());
+      continue;
+    }
+    inputs_.sockets->prepare_accepted(socket);
+    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket)),
+                   asio::detached);
+  }
+}
+
+asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> self,
+                                              tcp::socket downstream) {
+  ConnectionRecord access(Direction::kInbound);
+  boost::system::error_code ec;
+  access.src = downstream.remote_endpoint(ec);
+
+  auto dst = original_destination(self->inputs_, downstream);
+  if (!dst) {
+    access.error = "no original destination: " + dst.error().message();
+    co_return;
+  }
+  access.dst = *dst;
+
+  const config::Config& config = *self->inputs_.config;
+  auto snapshot = self->inputs_.store->snapshot();
+  auto local =
+      check_plaintext_destination(*snapshot, self->inputs_.workload, *dst, config.illegal_ports());
+  if (!local) {
+    access.error = local.error().message;
+    co_return;
+  }
+  access.dst_identities = {(*local)->identity()};
+
+  if (!self->inputs_.authorize({std::nullopt, access.src, *dst, *local})) {
+    access.error = "denied by authorization policy";
+    co_return;
+  }
+
+  // A plaintext connection is always for the address it was sent to; only
+  // the source address is a choice.
+  InboundUpstream upstream;
+  upstream.address = *dst;
+  const UpstreamConnect plan =
+      plan_upstream_connect(upstream, access.src, config.localhost_app_tunnel,
+                            config.enable_original_source.value_or(false), /*self_proxy=*/false);
+  std::optional<asio::ip::address> bind;
+  if (plan.bind) bind = *plan.bind;
+  auto upstream_socket = co_await self->inputs_.sockets->connect(plan.destination, bind);
+  if (!upstream_socket) {
+    access.error =
+        "connect " + format_endpoint(plan.destination) + ": " + upstream_socket.error().message();
+    co_return;
+  }
+  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream_socket));
+}
+
+}  // namespace ztunnel::proxy
