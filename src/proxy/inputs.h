@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/system/result.hpp>
 
 #include <functional>
 #include <memory>
@@ -33,9 +34,10 @@ struct ProxyInputs {
   // The workload this dedicated-mode proxy runs as (PROXY_WORKLOAD_INFO).
   config::ProxyWorkloadInfo workload;
   Authorize authorize = [](const AuthorizationRequest&) { return true; };
-  // Tests only: without iptables there is no SO_ORIGINAL_DST, so use the
-  // address the connection arrived on.
-  bool original_dst_fallback = false;
+  // Where a captured connection was headed. Empty: SO_ORIGINAL_DST, which
+  // needs iptables; in-process tests supply the destination themselves.
+  std::function<boost::system::result<boost::asio::ip::tcp::endpoint>(boost::asio::ip::tcp::socket&)>
+      original_dst;
 };
 
 }  // namespace ztunnel::proxy

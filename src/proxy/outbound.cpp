@@ -112,8 +112,8 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
   boost::system::error_code ec;
   access.src = downstream.remote_endpoint(ec);
 
-  auto dst = net::original_dst(downstream);
-  if (!dst && self->inputs_.original_dst_fallback) dst = downstream.local_endpoint(ec);
+  auto dst = self->inputs_.original_dst ? self->inputs_.original_dst(downstream)
+                                        : net::original_dst(downstream);
   if (!dst) {
     access.error = "no original destination: " + dst.error().message();
     co_return;
