@@ -192,6 +192,14 @@ TEST_CASE("a peer allowing fewer concurrent streams than the pool cap gets more 
     const int before = server.accepted;
     CHECK(co_await open_and_hold(io, pool, key, 10, streams) == 10);
     CHECK(server.accepted == before + 1);
+    // Every slot comes back when the streams end, the cancelled requests'
+    // included: ten per connection already open, and no new connection.
+    streams.clear();
+    co_await sleep_for(100ms);  // the resets go out
+    const int after = server.accepted;
+    const int slots = 10 * static_cast<int>(pool.connection_count(key));
+    CHECK(co_await open_and_hold(io, pool, key, slots, streams) == slots);
+    CHECK(server.accepted == after);
     pool.shutdown();
     server.acceptor.close();
   });
