@@ -106,6 +106,7 @@ struct StreamState {
   bool local_end_sent = false;    // our END_STREAM has left nghttp2
   bool reset_when_ended = false;  // handle dropped: RST NO_ERROR once END_STREAM is out
 
+  bool headers_sent = false;   // client: the request HEADERS left nghttp2's queue
   bool open_for_data = false;  // client: 200 received; server: respond(200) sent
   bool responded = false;
   bool closed = false;  // nghttp2 closed the stream
@@ -202,6 +203,7 @@ class Core {
   int on_data_chunk_recv(std::int32_t stream_id, const std::uint8_t* data, std::size_t len);
   int on_stream_close(std::int32_t stream_id, std::uint32_t error_code);
   int on_frame_send(const nghttp2_frame* frame);
+  void refuse_queued_requests(std::uint32_t limit);
   int on_frame_not_send(const nghttp2_frame* frame, int lib_error);
   int on_invalid_frame_recv(const nghttp2_frame* frame, int lib_error);
   static ssize_t read_data(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
@@ -870,7 +872,16 @@ int Core::on_frame_recv(const nghttp2_frame* frame) {
       break;
     }
     case NGHTTP2_SETTINGS:
-      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) peer_settings_seen_ = true;
+      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        peer_settings_seen_ = true;
+        if (!server_) {
+          for (std::size_t i = 0; i < frame->settings.niv; ++i) {
+            if (frame->settings.iv[i].settings_id == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+              refuse_queued_requests(frame->settings.iv[i].value);
+            }
+          }
+        }
+      }
       break;
     case NGHTTP2_PING:
       if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
@@ -947,10 +958,42 @@ int Core::on_stream_close(std::int32_t stream_id, std::uint32_t error_code) {
   return 0;
 }
 
+// Requests submitted while we still assumed the peer's stream limit (before
+// its SETTINGS) and beyond the limit it announced would wait in nghttp2's
+// queue until some other stream ends, which may be never. Cancel those not
+// yet sent (nghttp2 drops a queued HEADERS when its stream is reset) and fail
+// them with kStreamLimit, so a pool opens them elsewhere.
+void Core::refuse_queued_requests(std::uint32_t limit) {
+  std::size_t sent = 0;
+  std::vector<StreamState*> queued;
+  for (const auto& [id, st] : streams_) {
+    if (st->headers_sent) {
+      ++sent;
+    } else if (!st->closed && !st->app_reset && !st->error) {
+      queued.push_back(st.get());
+    }
+  }
+  // nghttp2 sends queued requests in stream-id order: the lowest keep their turn.
+  std::sort(queued.begin(), queued.end(),
+            [](const StreamState* a, const StreamState* b) { return a->id < b->id; });
+  std::size_t room = limit > sent ? limit - sent : 0;
+  for (StreamState* st : queued) {
+    if (room > 0) {
+      --room;
+      continue;
+    }
+    st->error = make_error_code(Errc::kStreamLimit);
+    reset_stream(*st, NGHTTP2_CANCEL);
+  }
+}
+
 int Core::on_frame_send(const nghttp2_frame* frame) {
   log::log(log::Level::kTrace, kLog, "{} sent frame type {} flags {:#x} stream {} length {}",
            server_ ? "server" : "client", frame->hd.type, frame->hd.flags, frame->hd.stream_id,
            frame->hd.length);
+  if (frame->hd.type == NGHTTP2_HEADERS && !server_) {
+    if (StreamState* st = find(frame->hd.stream_id)) st->headers_sent = true;
+  }
   if (frame->hd.type == NGHTTP2_RST_STREAM) {
     // Resets the peer made us send (bad frames, refused streams, header
     // floods) are the MadeYouReset pattern; Debian's nghttp2 has no glitch

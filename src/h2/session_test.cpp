@@ -267,6 +267,31 @@ TEST_CASE("a non-200 status reaches the client and opens no tunnel") {
   });
 }
 
+TEST_CASE("an oversized or overlong response header list fails that stream; the client session survives") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    // The peer is hostile: 40 KiB of fields (over the client's 16 KiB) or 150 tiny fields.
+    auto p = start_pair(io, [](IncomingRequest req) -> awaitable<void> {
+      Headers h;
+      if (req.request.authority == "10.0.0.2:1") {
+        for (int i = 0; i < 40; ++i) h.push_back({"x-big-" + std::to_string(i), std::string(1024, 'a')});
+      } else if (req.request.authority == "10.0.0.2:2") {
+        for (int i = 0; i < 150; ++i) h.push_back({"x-" + std::to_string(i), "v"});
+      } else {
+        h = one_header("baggage", "k8s.namespace.name=server");  // what round_trip expects
+      }
+      req.stream.respond(200, h);
+      co_await echo(req.stream);
+    });
+    for (const char* authority : {"10.0.0.2:1", "10.0.0.2:2"}) {
+      CAPTURE(authority);
+      auto r = co_await p->client->open_stream(authority);
+      CHECK_FALSE(r);
+    }
+    CHECK(p->client->is_usable());
+    co_await round_trip(p, 1000);
+  });
+}
+
 TEST_CASE("half-close: the client ends its side and still reads the reply; server END_STREAM is EOF") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
     auto p = start_pair(io, [](IncomingRequest req) -> awaitable<void> {

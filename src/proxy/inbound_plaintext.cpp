@@ -61,7 +61,7 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
   boost::system::error_code ec;
   access.src = downstream.remote_endpoint(ec);
 
-  auto dst = original_destination(self->inputs_, downstream);
+  auto dst = self->inputs_.original_dst(downstream);
   if (!dst) {
     access.error = "no original destination: " + dst.error().message();
     co_return;

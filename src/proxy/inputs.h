@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/system/result.hpp>
 
 #include <functional>
 #include <memory>
@@ -41,25 +42,9 @@ struct ProxyInputs {
   // The workload this dedicated-mode proxy runs as (PROXY_WORKLOAD_INFO).
   config::ProxyWorkloadInfo workload;
   Authorize authorize = [](const AuthorizationRequest&) { return true; };
-  // Tests only: without iptables there is no SO_ORIGINAL_DST, so use the
-  // address the connection arrived on.
-  bool original_dst_fallback = false;
-  // Tests only: a loopback test of the plaintext listener names the
-  // destination itself (falling back to the listener's own address would
-  // loop).
+  // Where a captured connection was headed: SO_ORIGINAL_DST, which needs
+  // iptables; in-process tests name the destination themselves.
   OriginalDst original_dst = net::original_dst;
 };
-
-// The connection's original destination through the test seams above.
-inline boost::system::result<boost::asio::ip::tcp::endpoint> original_destination(
-    const ProxyInputs& inputs, boost::asio::ip::tcp::socket& socket) {
-  auto dst = inputs.original_dst(socket);
-  if (!dst && inputs.original_dst_fallback) {
-    boost::system::error_code ec;
-    auto local = socket.local_endpoint(ec);
-    if (!ec) return local;
-  }
-  return dst;
-}
 
 }  // namespace ztunnel::proxy

@@ -73,7 +73,7 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
   boost::system::error_code ec;
   access.src = downstream.remote_endpoint(ec);
 
-  auto dst = original_destination(self->inputs_, downstream);
+  auto dst = self->inputs_.original_dst(downstream);
   if (!dst) {
     access.error = "no original destination: " + dst.error().message();
     co_return;

@@ -38,11 +38,14 @@ struct LoopbackHboneServer {
   tcp::acceptor acceptor;
   std::shared_ptr<const tls::ServerContext> context;
   std::vector<h2::ServerSession> sessions;
+  h2::SessionOptions options;
   int accepted = 0;
 
-  LoopbackHboneServer(asio::io_context& io, std::shared_ptr<const tls::ServerContext> ctx)
+  LoopbackHboneServer(asio::io_context& io, std::shared_ptr<const tls::ServerContext> ctx,
+                      h2::SessionOptions opts = h2::SessionOptions::server_defaults())
       : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        context(std::move(ctx)) {}
+        context(std::move(ctx)),
+        options(opts) {}
 
   tcp::endpoint endpoint() const { return acceptor.local_endpoint(); }
 
@@ -69,7 +72,8 @@ struct LoopbackHboneServer {
             auto [ec, n] = co_await request.stream.read_some(asio::buffer(buffer));
             if (ec) co_return;
           }
-        });
+        },
+        options);
     sessions.push_back(session);
     co_await session.run();
   }
@@ -136,6 +140,66 @@ TEST_CASE("fifty concurrent opens share one pooled HBONE connection") {
     CHECK(ok == 50);
     CHECK(server.accepted == 1);
     CHECK(pool.connection_count() == 1);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+// Opens `n` streams at once and holds them all; returns how many got 200.
+asio::awaitable<int> open_and_hold(asio::io_context& io, HbonePool& pool, const PoolKey& key,
+                                   int n, std::vector<h2::Stream>& streams) {
+  int done = 0;
+  int ok = 0;
+  for (int i = 0; i < n; ++i) {
+    asio::co_spawn(io, open_one(&pool, key, &streams, &ok, &done), asio::detached);
+  }
+  while (done < n) co_await sleep_for(5ms);
+  co_return ok;
+}
+
+TEST_CASE("streams beyond POOL_MAX_STREAMS_PER_CONNECTION go to another connection") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    LoopbackHboneServer server(io, f.server_context());
+    asio::co_spawn(io, server.serve(), asio::detached);
+    PoolOptions options;
+    options.max_streams_per_connection = 10;
+    HbonePool pool(io.get_executor(), options, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    std::vector<h2::Stream> streams;
+    CHECK(co_await open_and_hold(io, pool, key, 25, streams) == 25);
+    CHECK(server.accepted == 3);  // 10 + 10 + 5, as Istio's pool with the same cap
+    CHECK(pool.connection_count(key) == 3);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("a peer allowing fewer concurrent streams than the pool cap gets more connections") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    h2::SessionOptions server_options = h2::SessionOptions::server_defaults();
+    server_options.max_concurrent_streams = 10;
+    LoopbackHboneServer server(io, f.server_context(), server_options);
+    asio::co_spawn(io, server.serve(), asio::detached);
+    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    std::vector<h2::Stream> streams;
+    // The first burst races the peer's SETTINGS; refused streams must be retried, not failed.
+    CHECK(co_await open_and_hold(io, pool, key, 25, streams) == 25);
+    CHECK(pool.connection_count(key) >= 3);
+    // Once the peer's limit is known, later opens respect it up front.
+    const int before = server.accepted;
+    CHECK(co_await open_and_hold(io, pool, key, 10, streams) == 10);
+    CHECK(server.accepted == before + 1);
+    // Every slot comes back when the streams end, the cancelled requests'
+    // included: ten per connection already open, and no new connection.
+    streams.clear();
+    co_await sleep_for(100ms);  // the resets go out
+    const int after = server.accepted;
+    const int slots = 10 * static_cast<int>(pool.connection_count(key));
+    CHECK(co_await open_and_hold(io, pool, key, slots, streams) == slots);
+    CHECK(server.accepted == after);
     pool.shutdown();
     server.acceptor.close();
   });

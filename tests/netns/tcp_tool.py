@@ -1,15 +1,26 @@
 #!/usr/bin/python3
 """Test peers for the netns HBONE tests (stdlib only).
 
-  tcp_tool.py serve IP                  echo on IP:8080; sha256-after-EOF on IP:8081
+  tcp_tool.py serve IP                  echo on IP:8080; sha256-after-EOF on IP:8081;
+                                        server-first banner on IP:8082
   tcp_tool.py send IP PORT BYTES        send BYTES (seeded random), half-close, read until EOF;
                                         prints "sent=<sha256> recv=<sha256> recv_bytes=N
-                                        recv_text=T error=E" (E: "-" or why the exchange broke)
+                                        end=eof|reset(errno) recv_text=T error=E"
+                                        (E: "-" or how the exchange broke)
+  tcp_tool.py many IP PORT N BYTES HOLD N concurrent echo connections, held open HOLD seconds
+                                        after their exchange; prints "ok=K of N"
+  tcp_tool.py hold IP PORT N BYTES RELEASE
+                                        N concurrent echo connections, each echoing BYTES of its
+                                        own data and then held open; prints "open=K of N" once
+                                        all are open at once, waits for the file RELEASE, then
+                                        half-closes all; prints "closed=K of N" (clean EOFs)
+  tcp_tool.py read IP PORT              sends nothing, reads until EOF; prints "recv=<text>"
+  tcp_tool.py stream IP PORT            sends forever while reading the echo; prints "flowing"
+                                        once 1 MiB came back, then "ended by=eof|reset ..."
+                                        when the connection ends (it never ends cleanly)
 
   TCP_TOOL_MARK=N sets SO_MARK N on client sockets (root), so capture rules
   that skip ztunnel's mark skip the client too.
-  tcp_tool.py many IP PORT N BYTES HOLD N concurrent echo connections, held open HOLD seconds
-                                        after their exchange; prints "ok=K of N"
 """
 import hashlib
 import os
@@ -49,6 +60,19 @@ def digest_after_eof(conn, peer):
         conn.sendall(f"{h.hexdigest()} {n}\n".encode())
 
 
+BANNER = b"220 server speaks first\n"
+
+
+def banner_first(conn, peer):
+    # Writes before reading anything: a proxy waiting for client bytes stalls here.
+    log(f"banner: connection from {peer[0]}:{peer[1]}")
+    with conn:
+        conn.sendall(BANNER)
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(65536):
+            pass
+
+
 def listen(ip, port, handler):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,10 +97,12 @@ def connect(ip, port):
     return s
 
 
-def exchange(ip, port, data, errors=None):
-    """Returns (socket, bytes received); errors, when given, collects what broke."""
+def exchange(ip, port, data):
+    """Sends data, half-closes, reads until EOF. A reset ends it early: the
+    caller compares what came back, and `end` says how it ended."""
     s = connect(ip, port)
     received = bytearray()
+    end = {"how": "eof"}
 
     def reader():
         try:
@@ -86,21 +112,17 @@ def exchange(ip, port, data, errors=None):
                     return
                 received.extend(chunk)
         except OSError as e:
-            if errors is None:
-                raise
-            errors.append(f"recv: {e.strerror or e}")
+            end["how"] = f"reset({e.errno})"
 
     t = threading.Thread(target=reader)
     t.start()
     try:
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
-    except OSError as e:
-        if errors is None:
-            raise
-        errors.append(f"send: {e.strerror or e}")
+    except OSError:
+        pass  # the reader sees the same reset
     t.join()
-    return s, bytes(received)
+    return s, bytes(received), end["how"]
 
 
 def main():
@@ -108,16 +130,17 @@ def main():
     if cmd == "serve":
         ip = sys.argv[2]
         threading.Thread(target=listen, args=(ip, 8081, digest_after_eof), daemon=True).start()
+        threading.Thread(target=listen, args=(ip, 8082, banner_first), daemon=True).start()
         listen(ip, 8080, echo)
     elif cmd == "send":
         ip, port, size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         data = payload(size)
-        errors = []
-        s, got = exchange(ip, port, data, errors)
+        s, got, end = exchange(ip, port, data)
         s.close()
         text = got[:80].decode(errors="replace").strip() if len(got) < 100 else "-"
         print(f"sent={hashlib.sha256(data).hexdigest()} recv={hashlib.sha256(got).hexdigest()} "
-              f"recv_bytes={len(got)} recv_text={text} error={'; '.join(errors) or '-'}")
+              f"recv_bytes={len(got)} end={end} recv_text={text} "
+              f"error={'-' if end == 'eof' else end}")
     elif cmd == "many":
         ip, port, n, size, hold = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
         ok = []
@@ -126,7 +149,7 @@ def main():
 
         def one(i):
             data = payload(size, seed=i)
-            s, got = exchange(ip, port, data)
+            s, got, _ = exchange(ip, port, data)
             with lock:
                 socks.append(s)
                 if got == data:
@@ -141,6 +164,99 @@ def main():
         time.sleep(hold)
         for s in socks:
             s.close()
+    elif cmd == "hold":
+        hold_open(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
+    elif cmd == "read":
+        s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=20)
+        got = bytearray()
+        while chunk := s.recv(65536):
+            got.extend(chunk)
+        s.close()
+        print(f"recv={got.decode(errors='replace').strip()} recv_bytes={len(got)}")
+    elif cmd == "stream":
+        stream_until_cut(sys.argv[2], int(sys.argv[3]))
+
+
+def recv_exactly(s, n):
+    got = bytearray()
+    while len(got) < n:
+        chunk = s.recv(min(65536, n - len(got)))
+        if not chunk:
+            break
+        got.extend(chunk)
+    return bytes(got)
+
+
+def hold_open(ip, port, n, size, release):
+    """All N connections are open at the same time between "open=" and the release."""
+    socks = [None] * n
+    echoed = [False] * n
+    barrier = threading.Barrier(n + 1)
+
+    def one(i):
+        data = payload(size, seed=i)
+        try:
+            s = socket.create_connection((ip, port), timeout=60)
+            s.sendall(data)
+            echoed[i] = recv_exactly(s, size) == data
+            socks[i] = s
+        except OSError as e:
+            log(f"connection {i}: {e}")
+        barrier.wait()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    log(f"open={sum(echoed)} of {n}")
+    for _ in range(600):
+        if os.path.exists(release):
+            break
+        time.sleep(0.05)
+    clean = 0
+    for s in socks:
+        if s is None:
+            continue
+        try:
+            s.shutdown(socket.SHUT_WR)
+            clean += s.recv(1) == b""
+        except OSError:
+            pass
+        s.close()
+    for t in threads:
+        t.join()
+    log(f"closed={clean} of {n}")
+
+
+def stream_until_cut(ip, port):
+    s = socket.create_connection((ip, port), timeout=60)
+    chunk = payload(1 << 20)
+    state = {"sent": 0, "recv": 0, "by": None}
+    flowing = threading.Event()
+
+    def writer():
+        try:
+            while state["by"] is None:
+                s.sendall(chunk)
+                state["sent"] += len(chunk)
+        except OSError:
+            pass
+
+    threading.Thread(target=writer, daemon=True).start()
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                state["by"] = "eof"
+                break
+            state["recv"] += len(data)
+            if state["recv"] >= len(chunk) and not flowing.is_set():
+                flowing.set()
+                log("flowing")
+    except OSError as e:
+        state["by"] = f"reset({e.errno})"
+    s.close()
+    log(f"ended by={state['by']} sent={state['sent']} recv={state['recv']}")
 
 
 if __name__ == "__main__":
