@@ -223,7 +223,8 @@ test_peer_ztunnel_killed_mid_stream() {
   local rc=0
   wait "$pid" || rc=$?
   ((rc == 0)) || { echo "  client exit $rc (124: connection never ended)"; cat "$out"; return 1; }
-  grep -q '^ended by=' "$out" || { cat "$out"; return 1; }
+  # A cut tunnel must look cut: a reset, never a clean end of stream.
+  grep -q '^ended by=reset' "$out" || { cat "$out"; return 1; }
   echo "  $(grep '^ended' "$out")"
 }
 

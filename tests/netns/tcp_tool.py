@@ -16,12 +16,13 @@
                                         half-closes all; prints "closed=K of N" (clean EOFs)
   tcp_tool.py read IP PORT              sends nothing, reads until EOF; prints "recv=<text>"
   tcp_tool.py stream IP PORT            sends forever while reading the echo; prints "flowing"
-                                        once 1 MiB came back, then "ended by=eof|reset ..."
+                                        once 1 MiB came back, then "ended by=eof|reset(errno) ..."
                                         when the connection ends (it never ends cleanly)
 
   TCP_TOOL_MARK=N sets SO_MARK N on client sockets (root), so capture rules
   that skip ztunnel's mark skip the client too.
 """
+import errno
 import hashlib
 import os
 import random
@@ -239,8 +240,8 @@ def stream_until_cut(ip, port):
             while state["by"] is None:
                 s.sendall(chunk)
                 state["sent"] += len(chunk)
-        except OSError:
-            pass
+        except OSError as e:
+            state["write_error"] = e.errno
 
     threading.Thread(target=writer, daemon=True).start()
     try:
@@ -255,6 +256,10 @@ def stream_until_cut(ip, port):
                 log("flowing")
     except OSError as e:
         state["by"] = f"reset({e.errno})"
+    # The kernel reports a reset once: when the writer's send took it, the
+    # reader only sees the end of the stream.
+    if state["by"] == "eof" and state.get("write_error") == errno.ECONNRESET:
+        state["by"] = f"reset({errno.ECONNRESET})"
     s.close()
     log(f"ended by={state['by']} sent={state['sent']} recv={state['recv']}")
 
