@@ -59,8 +59,13 @@ std::shared_ptr<HbonePool::Connection> HbonePool::pick(Entry& entry) {
 asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::string authority,
                                                             h2::Headers headers) {
   // Bounded: a stream refused for a limit we could not see is retried on
-  // another (or a new) connection a few times, not forever.
-  for (int attempt = 0; attempt < 8; ++attempt) {
+  // another (or a new) connection a few times, not forever. Waiting for
+  // another caller's connect is not a retry: with thousands of callers for
+  // one key, each connect serves max_streams_per_connection of them and the
+  // rest wait for the next one.
+  constexpr int kMaxStreamRetries = 8;
+  int stream_retries = 0;
+  for (;;) {
     Entry& entry = entries_[key];
     prune(entry);
     if (auto connection = pick(entry)) {
@@ -68,14 +73,21 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
       auto response = co_await session.open_stream(authority, headers);
       if (response) co_return std::move(*response);
       const auto ec = response.error();
-      if (ec == h2::Errc::kStreamLimit || ec == h2::Errc::kNotUsable || ec == h2::Errc::kGoaway) {
-        continue;
-      }
+      const bool retryable =
+          ec == h2::Errc::kStreamLimit || ec == h2::Errc::kNotUsable || ec == h2::Errc::kGoaway;
+      if (retryable && ++stream_retries < kMaxStreamRetries) continue;
       co_return core::make_error("open HBONE stream: " + ec.message());
     }
     if (entry.connecting) {
+      const std::uint64_t waited_for = entry.connects_finished + 1;
       auto timer = entry.connected;
       co_await timer->async_wait(use_nothrow);
+      Entry& after = entries_[key];
+      // The connect we waited for failed: every caller queued behind it gets
+      // its error, rather than each trying (and timing out) in turn.
+      if (after.connects_finished == waited_for && after.last_connect_error) {
+        co_return *after.last_connect_error;
+      }
       continue;
     }
     entry.connecting = true;
@@ -84,13 +96,17 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
     auto connected = co_await connector_(key);
     Entry& after = entries_[key];  // the map node is stable, but be explicit
     after.connecting = false;
+    ++after.connects_finished;
     after.connected->cancel();
-    if (!connected) co_return connected.error();
+    if (!connected) {
+      after.last_connect_error = connected.error();
+      co_return connected.error();
+    }
+    after.last_connect_error.reset();
     auto connection = std::make_shared<Connection>(Connection{std::move(*connected)});
     after.connections.push_back(connection);
     watch_idle(connection);
   }
-  co_return core::make_error("no usable HBONE connection after retries");
 }
 
 void HbonePool::watch_idle(std::shared_ptr<Connection> connection) {

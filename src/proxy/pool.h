@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <compare>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -100,6 +101,10 @@ class HbonePool {
     // Waiters for the in-flight connect park on this timer; it is cancelled
     // when the connect ends.
     std::shared_ptr<boost::asio::steady_timer> connected;
+    // Counts finished connects; a waiter compares it to learn whether the
+    // connect it waited for is the one whose outcome is recorded here.
+    std::uint64_t connects_finished = 0;
+    std::optional<core::Error> last_connect_error;
   };
 
   void prune(Entry& entry);

@@ -14,6 +14,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "h2/session.h"
@@ -172,6 +173,55 @@ TEST_CASE("streams beyond POOL_MAX_STREAMS_PER_CONNECTION go to another connecti
     CHECK(pool.connection_count(key) == 3);
     pool.shutdown();
     server.acceptor.close();
+  });
+}
+
+TEST_CASE("a burst far beyond one connection's streams all succeed, one connect at a time") {
+  // 400 callers at once with 10 streams per connection: each connect serves
+  // ten of them while the rest wait; waiting is not a retry, so none gives up.
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    LoopbackHboneServer server(io, f.server_context());
+    asio::co_spawn(io, server.serve(), asio::detached);
+    PoolOptions options;
+    options.max_streams_per_connection = 10;
+    HbonePool pool(io.get_executor(), options, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    std::vector<h2::Stream> streams;
+    CHECK(co_await open_and_hold(io, pool, key, 400, streams) == 400);
+    CHECK(server.accepted == 40);
+    CHECK(pool.connection_count(key) == 40);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+asio::awaitable<void> open_expecting_error(HbonePool* pool, PoolKey key, std::vector<std::string>* errors) {
+  auto response = co_await pool->open(key, "10.0.0.1:80", {});
+  errors->push_back(response ? "status " + std::to_string(response->status) : response.error().message);
+}
+
+TEST_CASE("callers queued behind a failed connect all get its error; the connect is tried once") {
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    int connects = 0;
+    HboneConnector failing = [&connects](PoolKey) -> asio::awaitable<core::Result<h2::ClientSession>> {
+      ++connects;
+      co_await sleep_for(20ms);
+      co_return core::make_error("connect 10.0.0.9:15008: Connection refused");
+    };
+    HbonePool pool(io.get_executor(), PoolOptions{}, failing);
+    const PoolKey key = make_pool_key(id("ns-a", "client"), {id("ns-b", "server")},
+                                      tcp::endpoint(asio::ip::make_address("10.0.0.9"), 15008));
+    std::vector<std::string> errors;
+    for (int i = 0; i < 50; ++i) {
+      asio::co_spawn(io, open_expecting_error(&pool, key, &errors), asio::detached);
+    }
+    while (errors.size() < 50) co_await sleep_for(5ms);
+    CHECK(connects == 1);
+    for (const auto& e : errors) CHECK(e == "connect 10.0.0.9:15008: Connection refused");
+    // A later caller tries again rather than inheriting an old failure.
+    co_await open_expecting_error(&pool, key, &errors);
+    CHECK(connects == 2);
   });
 }
 
