@@ -213,7 +213,8 @@ class Bench:
         self.set_capture(capture)
         upstream = "( sport = :7000 )"  # the server's side of the proxies' upstream connections
         rss = {"before": [rss_kib(p) for p in pids]}
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns_a, self.rr, "conns", host, str(port), str(n)],
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns_a, self.rr, "conns", host, str(port), str(n),
+                              str(self.a.conn_rate)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
         def step(name, timeout=300):
@@ -233,6 +234,7 @@ class Bench:
                 res["hbone_conns"] = count_established(self.ns_a, "( dport = :15008 )")
             time.sleep(self.a.settle)
             rss["open"] = [rss_kib(q) for q in pids]
+            res["proxied"] = min(up, opened["n"])
             if opened["n"] != n or up < n:
                 res["error"] = f"{opened['n']} of {n} connected ({opened['errors']} errors), {up} upstream"
             p.stdin.write("go\n")
@@ -254,6 +256,8 @@ class Bench:
             p.kill()
             res["error"] = str(e)
             return res
+        # Per connection actually proxied: a failed connection holds nothing.
+        n = max(res["proxied"], 1)
         for side, k in (("a", 0), ("b", 1)):
             for st in ("before", "open", "traffic", "after"):
                 res[f"rss_{st}_{side}_kib"] = rss[st][k]
@@ -413,7 +417,7 @@ def report_once(once, start_rss):
         targets.append(("RSS at start, small config (MiB)", mib(max(start_rss)), "<", 10))
     conns = once.get("conns", {})
     if conns:
-        lines += ["| conns | side | N | RSS before MiB | all open | after 1 KiB each | all closed | "
+        lines += ["| conns | side | N proxied | RSS before MiB | all open | after 1 KiB each | all closed | "
                   "KiB/conn open | KiB/conn after traffic | after/before |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for v, m in conns.items():
@@ -423,7 +427,7 @@ def report_once(once, start_rss):
             for side in "ab":
                 name = "ztunnel-cpp" if v == "ztunnel" else v
                 lines.append(
-                    f"| {name} | {side.upper()} | {m['n']} | {fmt(mib(m[f'rss_before_{side}_kib']))} | "
+                    f"| {name} | {side.upper()} | {m['proxied']} | {fmt(mib(m[f'rss_before_{side}_kib']))} | "
                     f"{fmt(mib(m[f'rss_open_{side}_kib']))} | {fmt(mib(m[f'rss_traffic_{side}_kib']))} | "
                     f"{fmt(mib(m[f'rss_after_{side}_kib']))} | {fmt(m[f'per_conn_open_{side}_kib'])} | "
                     f"{fmt(m[f'per_conn_traffic_{side}_kib'])} | {fmt(m[f'after_vs_before_{side}'])} |")
@@ -537,6 +541,8 @@ def main():
     p.add_argument("--ztunnel", help="the ztunnel binary (config workload)")
     p.add_argument("--identities", default="", help="comma-separated cert dirs (handshakes)")
     p.add_argument("--handshake-seconds", type=float, default=5)
+    p.add_argument("--conn-rate", type=float, default=2000,
+                   help="conns: connects per second (0: as fast as possible)")
     p.add_argument("--settle", type=float, default=1, help="seconds to wait before sampling RSS")
     p.add_argument("--conns", type=int, default=10000)
     p.add_argument("--stunnel-conns", type=int, default=1000)

@@ -5,7 +5,8 @@
 //   rr serve PORT                    echo server on 0.0.0.0:PORT (epoll, one thread)
 //   rr pingpong HOST PORT SECONDS    1 KiB request, 1 KiB reply, on one connection
 //   rr crr HOST PORT SECONDS         connect, 1 KiB request, 1 KiB reply, close; repeat
-//   rr conns HOST PORT N             open N connections and hold them; steps driven by stdin
+//   rr conns HOST PORT N [RATE]      open N connections (at most RATE per second) and hold
+//                                    them; steps driven by stdin
 //
 // The clients print one JSON object: sample count, percentiles in microseconds,
 // and for crr the connections per second (one client, one connection at a time).
@@ -212,13 +213,20 @@ static void wait_line(void) {
   if (!fgets(line, sizeof line, stdin)) exit(0);  // the harness went away
 }
 
-static int conns(const char *host, int port, int n) {
+static int conns(const char *host, int port, int n, double rate) {
   raise_nofile((rlim_t)n + 64);
   int *fds = calloc((size_t)n, sizeof *fds);
   if (!fds) die("calloc");
   int open_n = 0, errors = 0;
   double t0 = now_s();
   for (int i = 0; i < n; i++) {
+    if (rate > 0) {
+      double due = t0 + (double)i / rate;
+      for (double t; (t = now_s()) < due;) {
+        struct timespec ts = {.tv_nsec = (long)((due - t) * 1e9)};
+        nanosleep(&ts, NULL);
+      }
+    }
     int fd = connect_to(host, port);
     if (fd < 0) {
       errors++;
@@ -259,7 +267,8 @@ int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "pingpong") == 0)
     return pingpong(argv[2], atoi(argv[3]), atof(argv[4]));
   if (argc == 5 && strcmp(argv[1], "crr") == 0) return crr(argv[2], atoi(argv[3]), atof(argv[4]));
-  if (argc == 5 && strcmp(argv[1], "conns") == 0) return conns(argv[2], atoi(argv[3]), atoi(argv[4]));
-  fprintf(stderr, "usage: rr serve PORT | rr pingpong|crr HOST PORT SECONDS | rr conns HOST PORT N\n");
+  if ((argc == 5 || argc == 6) && strcmp(argv[1], "conns") == 0)
+    return conns(argv[2], atoi(argv[3]), atoi(argv[4]), argc == 6 ? atof(argv[5]) : 0);
+  fprintf(stderr, "usage: rr serve PORT | rr pingpong|crr HOST PORT SECONDS | rr conns HOST PORT N [RATE]\n");
   return 2;
 }
