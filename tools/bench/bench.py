@@ -285,6 +285,8 @@ class Bench:
                     text = f.read()
                 if "\tready" in text:
                     res["ready_s"] = time.monotonic() - t0
+                    # CPU, unlike wall time, does not count waiting for a busy machine's cores.
+                    res["cpu_s"] = proc_ticks(p.pid)[0] / CLK_TCK
                     break
                 if p.poll() is not None or time.monotonic() - t0 > 60:
                     return {"error": f"no ready line: {text[-300:]}"}
@@ -445,17 +447,18 @@ def report_once(once, start_rss):
         lines.append("")
     config = once.get("config", {})
     if config:
-        lines += ["| config | file KiB | loaded | ready after s | RSS at ready MiB | RSS settled MiB |",
-                  "|---|---:|---|---:|---:|---:|"]
+        lines += ["| config | file KiB | loaded | ready after s | CPU s to ready | RSS at ready MiB | "
+                  "RSS settled MiB |", "|---|---:|---|---:|---:|---:|---:|"]
         for name, m in config.items():
             if "error" in m:
                 lines.append(f"| {name} | {fmt(m.get('file_kib'))} | error: {m['error']} ||||")
                 continue
-            lines.append(f"| {name} | {fmt(m['file_kib'])} | {m.get('loaded', '?')} | {m['ready_s']:.3f} | "
+            lines.append(f"| {name} | {fmt(m['file_kib'])} | {m.get('loaded', '?')} | {m['ready_s']:.3f} | {m['cpu_s']:.2f} | "
                          f"{fmt(mib(m['rss_ready_kib']))} | {fmt(mib(m['rss_1s_kib']))} |")
         big = [m for n, m in config.items() if n != "small" and "error" not in m]
         if big:
             targets.append(("config scale: time to ready (s)", big[0]["ready_s"], "<", 1))
+            targets.append(("config scale: CPU to ready (s)", big[0]["cpu_s"], "<", 1))
             targets.append(("config scale: RSS (MiB)", mib(max(big[0]["rss_ready_kib"], big[0]["rss_1s_kib"])),
                             "<", 64))
         lines.append("")
@@ -541,7 +544,7 @@ def main():
     p.add_argument("--ztunnel", help="the ztunnel binary (config workload)")
     p.add_argument("--identities", default="", help="comma-separated cert dirs (handshakes)")
     p.add_argument("--handshake-seconds", type=float, default=5)
-    p.add_argument("--conn-rate", type=float, default=2000,
+    p.add_argument("--conn-rate", type=float, default=500,
                    help="conns: connects per second (0: as fast as possible)")
     p.add_argument("--settle", type=float, default=1, help="seconds to wait before sampling RSS")
     p.add_argument("--conns", type=int, default=10000)
