@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "app/memory.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "identity/builtin_ca.h"
@@ -58,6 +59,8 @@ int App::run() {
     log::error("app", "failed to load local config: {}", loaded.error().message);
     return 1;
   }
+  // The YAML tree and protos of the load are gone; their pages would stay resident.
+  release_free_memory();
   if (config_.xds_address) {
     log::warn("xds", "XDS_ADDRESS={} is set but this build has no xDS client yet; "
               "set XDS_ADDRESS=\"\" and use LOCAL_XDS_PATH", *config_.xds_address);
@@ -100,6 +103,10 @@ int App::run() {
     // Certificate renewal loops also run here: stop rather than wait for them.
     main_context.stop();
   });
+  // Closed connections leave free chunks among live ones; give them back.
+  boost::asio::co_spawn(main_context,
+                        release_free_memory_periodically(std::chrono::seconds(1), 1 << 20),
+                        boost::asio::detached);
   log::info("app", "ready");
   main_context.run();
 

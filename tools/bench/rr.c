@@ -5,9 +5,15 @@
 //   rr serve PORT                    echo server on 0.0.0.0:PORT (epoll, one thread)
 //   rr pingpong HOST PORT SECONDS    1 KiB request, 1 KiB reply, on one connection
 //   rr crr HOST PORT SECONDS         connect, 1 KiB request, 1 KiB reply, close; repeat
+//   rr conns HOST PORT N [RATE]      open N connections (at most RATE per second) and hold
+//                                    them; steps driven by stdin
 //
 // The clients print one JSON object: sample count, percentiles in microseconds,
 // and for crr the connections per second (one client, one connection at a time).
+// conns prints one JSON line per step and waits for a line on stdin before the
+// next one, so that the harness can sample memory in between: "open" (N
+// connections established and idle), "traffic" (1 KiB written on every
+// connection, then every 1 KiB echo read), "closed" (all closed; it exits).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,7 +76,18 @@ static int read_exact(int fd, char *buf, size_t n) {
   return 0;
 }
 
+// Raises the open file limit to at least want (as root, past the hard limit).
+static void raise_nofile(rlim_t want) {
+  struct rlimit l;
+  if (getrlimit(RLIMIT_NOFILE, &l) != 0 || l.rlim_cur >= want) return;
+  struct rlimit up = {.rlim_cur = want, .rlim_max = l.rlim_max > want ? l.rlim_max : want};
+  if (setrlimit(RLIMIT_NOFILE, &up) == 0) return;
+  l.rlim_cur = l.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &l);
+}
+
 __attribute__((noreturn)) static void serve(int port) {
+  raise_nofile(1 << 16);
   int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   int one = 1;
   setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -190,11 +208,67 @@ static int crr(const char *host, int port, double seconds) {
   return 0;
 }
 
+static void wait_line(void) {
+  char line[64];
+  if (!fgets(line, sizeof line, stdin)) exit(0);  // the harness went away
+}
+
+static int conns(const char *host, int port, int n, double rate) {
+  raise_nofile((rlim_t)n + 64);
+  int *fds = calloc((size_t)n, sizeof *fds);
+  if (!fds) die("calloc");
+  int open_n = 0, errors = 0;
+  double t0 = now_s();
+  for (int i = 0; i < n; i++) {
+    if (rate > 0) {
+      double due = t0 + (double)i / rate;
+      for (double t; (t = now_s()) < due;) {
+        struct timespec ts = {.tv_nsec = (long)((due - t) * 1e9)};
+        nanosleep(&ts, NULL);
+      }
+    }
+    int fd = connect_to(host, port);
+    if (fd < 0) {
+      errors++;
+      continue;
+    }
+    // A reply that never comes must not hang the run.
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    fds[open_n++] = fd;
+  }
+  printf("{\"step\": \"open\", \"n\": %d, \"errors\": %d, \"seconds\": %.3f}\n", open_n, errors,
+         now_s() - t0);
+  fflush(stdout);
+  wait_line();
+
+  char buf[kMsg];
+  memset(buf, 'x', sizeof buf);
+  int ok = 0;
+  t0 = now_s();
+  // Every request first, then every reply: all N connections carry data at once.
+  for (int i = 0; i < open_n; i++)
+    if (write_all(fds[i], buf, kMsg) < 0) fds[i] = -fds[i] - 1;
+  for (int i = 0; i < open_n; i++)
+    if (fds[i] >= 0 && read_exact(fds[i], buf, kMsg) == 0) ok++;
+  printf("{\"step\": \"traffic\", \"ok\": %d, \"seconds\": %.3f}\n", ok, now_s() - t0);
+  fflush(stdout);
+  wait_line();
+
+  for (int i = 0; i < open_n; i++) close(fds[i] >= 0 ? fds[i] : -fds[i] - 1);
+  printf("{\"step\": \"closed\"}\n");
+  fflush(stdout);
+  free(fds);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "serve") == 0) serve(atoi(argv[2]));
   if (argc == 5 && strcmp(argv[1], "pingpong") == 0)
     return pingpong(argv[2], atoi(argv[3]), atof(argv[4]));
   if (argc == 5 && strcmp(argv[1], "crr") == 0) return crr(argv[2], atoi(argv[3]), atof(argv[4]));
-  fprintf(stderr, "usage: rr serve PORT | rr pingpong|crr HOST PORT SECONDS\n");
+  if ((argc == 5 || argc == 6) && strcmp(argv[1], "conns") == 0)
+    return conns(argv[2], atoi(argv[3]), atoi(argv[4]), argc == 6 ? atof(argv[5]) : 0);
+  fprintf(stderr, "usage: rr serve PORT | rr pingpong|crr HOST PORT SECONDS | rr conns HOST PORT N [RATE]\n");
   return 2;
 }
