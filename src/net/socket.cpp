@@ -29,6 +29,30 @@ error_code set_int(int fd, int level, int name, int value) {
   return {};
 }
 
+bool has_int(int fd, int level, int name, int expected) {
+  int value = 0;
+  socklen_t len = sizeof value;
+  return ::getsockopt(fd, level, name, &value, &len) == 0 && value == expected;
+}
+
+int user_timeout_ms(const KeepaliveOptions& options) {
+  const auto total = options.time + options.interval * options.retries;
+  return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(total).count());
+}
+
+// Whether `fd` already has TCP_NODELAY and exactly the keepalive `options`
+// set_keepalive would give it.
+bool has_options(int fd, const KeepaliveOptions& options) {
+  if (!has_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) return false;
+  if (!options.enabled) return has_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
+  return has_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1) &&
+         has_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(options.time.count())) &&
+         has_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(options.interval.count())) &&
+         has_int(fd, IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(options.retries)) &&
+         (!options.user_timeout ||
+          has_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms(options)));
+}
+
 tcp::endpoint endpoint_from(const sockaddr_storage& storage) {
   if (storage.ss_family == AF_INET6) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(storage);
@@ -51,15 +75,18 @@ boost::system::result<tcp::endpoint> original_dst(tcp::socket& socket) {
   const int fd = socket.native_handle();
   sockaddr_storage storage{};
   socklen_t len = sizeof storage;
-  const bool ipv6 = socket.local_endpoint().protocol() == tcp::v6();
   // A v4 connection accepted on a [::] listener still has its conntrack
   // entry in the IPv4 table, so try IPv4 first unless the socket is native v6.
   if (::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &storage, &len) == 0) return endpoint_from(storage);
-  if (ipv6) {
+  const error_code v4_error = last_error();
+  error_code ec;
+  const bool ipv6 = socket.local_endpoint(ec).protocol() == tcp::v6();
+  if (!ec && ipv6) {
     len = sizeof storage;
     if (::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &storage, &len) == 0) return endpoint_from(storage);
+    return last_error();
   }
-  return last_error();
+  return v4_error;
 }
 
 error_code set_mark(int fd, uint32_t mark) { return set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(mark)); }
@@ -73,9 +100,7 @@ error_code set_keepalive(int fd, const KeepaliveOptions& options) {
   if (auto ec = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(options.interval.count()))) return ec;
   if (auto ec = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(options.retries))) return ec;
   if (options.user_timeout) {
-    const auto total = options.time + options.interval * options.retries;
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(total).count();
-    if (auto ec = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(ms))) return ec;
+    if (auto ec = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms(options))) return ec;
   }
   return {};
 }
@@ -103,6 +128,10 @@ boost::system::result<tcp::acceptor> SocketFactory::listen(const asio::any_io_ex
   if (options_.mark) {
     if ((ec = set_mark(acceptor.native_handle(), *options_.mark))) return ec;
   }
+  // Best effort, as for accepted sockets: prepare_accepted checks what the
+  // accepted sockets really got.
+  (void)set_nodelay(acceptor.native_handle());
+  (void)set_keepalive(acceptor.native_handle(), options_.keepalive);
   acceptor.bind(endpoint, ec);
   if (ec) return ec;
   acceptor.listen(tcp::socket::max_listen_connections, ec);
@@ -114,6 +143,15 @@ void SocketFactory::prepare_accepted(tcp::socket& socket) const {
   // Best effort: an option a kernel refuses must not cost the connection.
   (void)set_nodelay(socket.native_handle());
   (void)set_keepalive(socket.native_handle(), options_.keepalive);
+}
+
+void SocketFactory::prepare_accepted(tcp::socket& socket, AcceptedOptions& listener) const {
+  using State = AcceptedOptions::State;
+  if (listener.state == State::kUnknown) {
+    listener.state = has_options(socket.native_handle(), options_.keepalive) ? State::kInherited
+                                                                             : State::kSet;
+  }
+  if (listener.state == State::kSet) prepare_accepted(socket);
 }
 
 asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(

@@ -54,24 +54,25 @@ void Outbound::stop() {
 
 asio::awaitable<void> Outbound::run() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    tcp::endpoint client;
+    auto [ec, socket] = co_await acceptor_.async_accept(client, use_nothrow);
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       log::warn("outbound", "accept failed: {}", ec.message());
       continue;
     }
-    inputs_.sockets->prepare_accepted(socket);
-    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket)),
+    inputs_.sockets->prepare_accepted(socket, accepted_options_);
+    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket), client),
                    asio::detached);
   }
 }
 
-asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socket downstream) {
+asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socket downstream,
+                                      tcp::endpoint client) {
   ConnectionRecord access(Direction::kOutbound);
   access.route = "-";
   access.dst_hbone = "";
-  boost::system::error_code ec;
-  access.src = downstream.remote_endpoint(ec);
+  access.src = client;
 
   auto dst = self->inputs_.original_dst(downstream);
   if (!dst) {
