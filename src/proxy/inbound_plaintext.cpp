@@ -98,7 +98,9 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
         "connect " + format_endpoint(plan.destination) + ": " + upstream_socket.error().message();
     co_return;
   }
-  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream_socket));
+  // The client's first bytes have usually arrived during the upstream connect.
+  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream_socket,
+                                                      net::CopyStart{.a_readable = true}));
 }
 
 }  // namespace ztunnel::proxy

@@ -23,6 +23,9 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+// Most clients write first; their request has usually arrived while the
+// tunnel was being set up, so the copy reads it without an epoll round trip.
+constexpr net::CopyStart kClientWroteFirst{.a_readable = true};
 }  // namespace
 
 std::shared_ptr<Outbound> Outbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
@@ -121,7 +124,8 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
       access.error = "HBONE CONNECT answered " + std::to_string(response->status);
       co_return;
     }
-    access.record_copy(co_await net::copy_bidirectional(downstream, response->stream));
+    access.record_copy(
+        co_await net::copy_bidirectional(downstream, response->stream, kClientWroteFirst));
     co_return;
   }
 
@@ -130,7 +134,7 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
     access.error = "connect " + format_endpoint(route->connect_to) + ": " + upstream.error().message();
     co_return;
   }
-  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream));
+  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream, kClientWroteFirst));
 }
 
 }  // namespace ztunnel::proxy
