@@ -69,6 +69,24 @@ tcp::endpoint endpoint_from(const sockaddr_storage& storage) {
   return {asio::ip::address_v4(ntohl(in4.sin_addr.s_addr)), ntohs(in4.sin_port)};
 }
 
+// Asio's async_connect follows the writable event with poll() and then
+// getsockopt(SO_ERROR); after epoll has said "writable" the poll adds nothing.
+// Cancellation: as async_wait's (operation_aborted; the caller closes the socket).
+asio::awaitable<error_code> connect_nonblocking(tcp::socket& socket, tcp::endpoint destination) {
+  error_code ec;
+  socket.non_blocking(true, ec);  // the FIONBIO Asio would make on the first async operation
+  if (ec) co_return ec;
+  const int fd = socket.native_handle();
+  if (::connect(fd, destination.data(), static_cast<socklen_t>(destination.size())) == 0) co_return ec;
+  if (errno != EINPROGRESS) co_return last_error();
+  auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_write, use_nothrow);
+  if (wait_ec) co_return wait_ec;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) co_return last_error();
+  co_return error_code(err, boost::system::system_category());
+}
+
 }  // namespace
 
 boost::system::result<tcp::endpoint> original_dst(tcp::socket& socket) {
@@ -171,10 +189,10 @@ asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(
     if (ec) co_return ec;
   }
   asio::steady_timer deadline(executor, options_.connect_timeout);
-  auto outcome = co_await (socket.async_connect(destination, use_nothrow) ||
+  auto outcome = co_await (connect_nonblocking(socket, destination) ||
                            deadline.async_wait(use_nothrow));
   if (outcome.index() == 1) co_return make_error_code(boost::system::errc::timed_out);
-  if (auto [connect_ec] = std::get<0>(outcome); connect_ec) co_return connect_ec;
+  if (error_code connect_ec = std::get<0>(outcome)) co_return connect_ec;
   co_return socket;
 }
 
