@@ -5,6 +5,8 @@
 // here for tcp::socket:
 //   awaitable<error_code> wait_readable(S&)              may return at once
 //   awaitable<std::pair<error_code, size_t>> read_some(S&, mutable_buffer)   EOF = error::eof
+//   std::pair<error_code, size_t> try_read_some(S&, mutable_buffer)  optional: never waits,
+//                                                        would_block when nothing is there
 //   awaitable<error_code> write_all(S&, const_buffer)
 //   error_code shutdown_write(S&)                        our FIN / END_STREAM
 //   void abort(S&)                                       reset; wakes pending operations
@@ -19,6 +21,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -46,6 +52,15 @@ struct CopyBufferPolicy {
   }
 };
 
+// What the caller knows when the copy starts: a side whose first bytes are
+// probably queued already (a captured client wrote its request while the
+// tunnel was set up) is read at once, without first waiting for readiness
+// (an epoll round trip); when nothing is there after all, the copy waits as usual.
+struct CopyStart {
+  bool a_readable = false;
+  bool b_readable = false;
+};
+
 struct CopyResult {
   uint64_t a_to_b = 0;  // bytes read from a and written to b
   uint64_t b_to_a = 0;
@@ -61,6 +76,15 @@ inline boost::asio::awaitable<std::pair<error_code, std::size_t>> read_some(tcp:
                                                                             boost::asio::mutable_buffer b) {
   auto [ec, n] = co_await s.async_read_some(b, boost::asio::as_tuple(boost::asio::use_awaitable));
   co_return std::pair{ec, n};
+}
+inline std::pair<error_code, std::size_t> try_read_some(tcp::socket& s,
+                                                        boost::asio::mutable_buffer b) {
+  // MSG_DONTWAIT: the socket's own blocking mode is Asio's business.
+  const ssize_t n = ::recv(s.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+  if (n > 0) return {error_code{}, static_cast<std::size_t>(n)};
+  if (n == 0) return {boost::asio::error::eof, 0};
+  const int err = errno == EAGAIN ? EWOULDBLOCK : errno;
+  return {error_code(err, boost::system::system_category()), 0};
 }
 inline boost::asio::awaitable<error_code> write_all(tcp::socket& s, boost::asio::const_buffer b) {
   auto [ec, n] = co_await boost::asio::async_write(s, b, boost::asio::as_tuple(boost::asio::use_awaitable));
@@ -82,27 +106,52 @@ inline void abort(tcp::socket& s) {
 
 namespace detail {
 
+template <class S>
+concept CanTryRead = requires(S& s, boost::asio::mutable_buffer b) {
+  { try_read_some(s, b) } -> std::same_as<std::pair<error_code, std::size_t>>;
+};
+
 template <class From, class To>
 boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, error_code& failure,
-                                          bool& aborted) {
+                                          bool& aborted, bool readable_now) {
   std::unique_ptr<std::byte[]> buffer;
   std::size_t capacity = 0;
-  bool drained = true;  // the last read did not fill the buffer: wait before allocating
-  for (;;) {
-    if (drained) {
-      buffer.reset();  // idle connections hold no copy buffer
-      capacity = 0;
-      if (error_code ec = co_await wait_readable(from)) {
-        if (!failure && !aborted) failure = ec;
-        break;
-      }
-    }
+  const auto ensure_buffer = [&] {
     const std::size_t want = CopyBufferPolicy::size_for(bytes);
     if (capacity != want) {
       buffer = std::make_unique_for_overwrite<std::byte[]>(want);
       capacity = want;
     }
-    auto [ec, n] = co_await read_some(from, boost::asio::buffer(buffer.get(), capacity));
+  };
+  bool drained = true;  // the last read did not fill the buffer: wait before allocating
+  for (;;) {
+    std::pair<error_code, std::size_t> got{boost::asio::error::would_block, 0};
+    if (drained) {
+      buffer.reset();  // idle connections hold no copy buffer
+      capacity = 0;
+      if constexpr (CanTryRead<From>) {
+        if (readable_now) {
+          ensure_buffer();
+          got = try_read_some(from, boost::asio::buffer(buffer.get(), capacity));
+          if (got.first == boost::asio::error::would_block) {
+            buffer.reset();
+            capacity = 0;
+          }
+        }
+      }
+      readable_now = false;
+      if (got.first == boost::asio::error::would_block) {
+        if (error_code ec = co_await wait_readable(from)) {
+          if (!failure && !aborted) failure = ec;
+          break;
+        }
+      }
+    }
+    if (got.first == boost::asio::error::would_block) {
+      ensure_buffer();
+      got = co_await read_some(from, boost::asio::buffer(buffer.get(), capacity));
+    }
+    auto [ec, n] = got;
     if (n > 0) {
       if (error_code write_ec = co_await write_all(to, boost::asio::buffer(buffer.get(), n))) {
         if (!failure && !aborted) failure = write_ec;
@@ -139,13 +188,13 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, e
 // against a drain or policy timer) destroys both directions' frames; the
 // caller then owns closing the streams.
 template <class A, class B>
-boost::asio::awaitable<CopyResult> copy_bidirectional(A& a, B& b) {
+boost::asio::awaitable<CopyResult> copy_bidirectional(A& a, B& b, CopyStart start = {}) {
   using namespace boost::asio::experimental::awaitable_operators;
   CopyResult result;
   bool aborted = false;
   error_code failure;
-  co_await (detail::copy_one_way(a, b, result.a_to_b, failure, aborted) &&
-            detail::copy_one_way(b, a, result.b_to_a, failure, aborted));
+  co_await (detail::copy_one_way(a, b, result.a_to_b, failure, aborted, start.a_readable) &&
+            detail::copy_one_way(b, a, result.b_to_a, failure, aborted, start.b_readable));
   result.error = failure;
   co_return result;
 }

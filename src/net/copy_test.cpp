@@ -123,6 +123,68 @@ TEST_CASE("a reset on one side resets the other and reports the error") {
   });
 }
 
+TEST_CASE("a side marked readable is read at once, and waited for when nothing is there yet") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto [client, a] = co_await socket_pair();
+    auto [b, server] = co_await socket_pair();
+    auto executor = co_await asio::this_coro::executor;
+    // The client's request is queued before the copy starts; the server's
+    // side is marked readable too but has nothing yet (would_block path).
+    const auto request = pattern(1000);
+    co_await asio::async_write(client, asio::buffer(request), asio::use_awaitable);
+    CopyResult result;
+    bool copy_done = false;
+    asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
+      result = co_await copy_bidirectional(a, b, CopyStart{.a_readable = true, .b_readable = true});
+      copy_done = true;
+    }, asio::detached);
+
+    std::vector<uint8_t> got(request.size());
+    co_await asio::async_read(server, asio::buffer(got), asio::use_awaitable);
+    CHECK(got == request);
+    const auto reply = pattern(5000);
+    co_await asio::async_write(server, asio::buffer(reply), asio::use_awaitable);
+    std::vector<uint8_t> back(reply.size());
+    co_await asio::async_read(client, asio::buffer(back), asio::use_awaitable);
+    CHECK(back == reply);
+
+    client.shutdown(tcp::socket::shutdown_send);
+    server.shutdown(tcp::socket::shutdown_send);
+    for (int i = 0; i < 100 && !copy_done; ++i) {
+      asio::steady_timer t(executor, std::chrono::milliseconds(10));
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    REQUIRE(copy_done);
+    CHECK(result.a_to_b == request.size());
+    CHECK(result.b_to_a == reply.size());
+    CHECK_FALSE(result.error);
+  });
+}
+
+TEST_CASE("a side marked readable that is already at EOF passes the FIN on") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto [client, a] = co_await socket_pair();
+    auto [b, server] = co_await socket_pair();
+    client.shutdown(tcp::socket::shutdown_send);
+    auto executor = co_await asio::this_coro::executor;
+    bool copy_done = false;
+    CopyResult result;
+    asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
+      result = co_await copy_bidirectional(a, b, CopyStart{.a_readable = true});
+      copy_done = true;
+    }, asio::detached);
+    auto received = co_await read_to_eof(server);
+    CHECK(received.empty());
+    server.shutdown(tcp::socket::shutdown_send);
+    for (int i = 0; i < 100 && !copy_done; ++i) {
+      asio::steady_timer t(executor, std::chrono::milliseconds(10));
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    REQUIRE(copy_done);
+    CHECK_FALSE(result.error);
+  });
+}
+
 TEST_CASE("copy buffers grow with the bytes carried") {
   CHECK(CopyBufferPolicy::size_for(0) == 1024);
   CHECK(CopyBufferPolicy::size_for(128 * 1024 - 1) == 1024);

@@ -29,6 +29,30 @@ error_code set_int(int fd, int level, int name, int value) {
   return {};
 }
 
+bool has_int(int fd, int level, int name, int expected) {
+  int value = 0;
+  socklen_t len = sizeof value;
+  return ::getsockopt(fd, level, name, &value, &len) == 0 && value == expected;
+}
+
+int user_timeout_ms(const KeepaliveOptions& options) {
+  const auto total = options.time + options.interval * options.retries;
+  return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(total).count());
+}
+
+// Whether `fd` already has TCP_NODELAY and exactly the keepalive `options`
+// set_keepalive would give it.
+bool has_options(int fd, const KeepaliveOptions& options) {
+  if (!has_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) return false;
+  if (!options.enabled) return has_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
+  return has_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1) &&
+         has_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(options.time.count())) &&
+         has_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(options.interval.count())) &&
+         has_int(fd, IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(options.retries)) &&
+         (!options.user_timeout ||
+          has_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms(options)));
+}
+
 tcp::endpoint endpoint_from(const sockaddr_storage& storage) {
   if (storage.ss_family == AF_INET6) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(storage);
@@ -45,21 +69,42 @@ tcp::endpoint endpoint_from(const sockaddr_storage& storage) {
   return {asio::ip::address_v4(ntohl(in4.sin_addr.s_addr)), ntohs(in4.sin_port)};
 }
 
+// Asio's async_connect follows the writable event with poll() and then
+// getsockopt(SO_ERROR); after epoll has said "writable" the poll adds nothing.
+// Cancellation: as async_wait's (operation_aborted; the caller closes the socket).
+asio::awaitable<error_code> connect_nonblocking(tcp::socket& socket, tcp::endpoint destination) {
+  error_code ec;
+  socket.non_blocking(true, ec);  // the FIONBIO Asio would make on the first async operation
+  if (ec) co_return ec;
+  const int fd = socket.native_handle();
+  if (::connect(fd, destination.data(), static_cast<socklen_t>(destination.size())) == 0) co_return ec;
+  if (errno != EINPROGRESS) co_return last_error();
+  auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_write, use_nothrow);
+  if (wait_ec) co_return wait_ec;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) co_return last_error();
+  co_return error_code(err, boost::system::system_category());
+}
+
 }  // namespace
 
 boost::system::result<tcp::endpoint> original_dst(tcp::socket& socket) {
   const int fd = socket.native_handle();
   sockaddr_storage storage{};
   socklen_t len = sizeof storage;
-  const bool ipv6 = socket.local_endpoint().protocol() == tcp::v6();
   // A v4 connection accepted on a [::] listener still has its conntrack
   // entry in the IPv4 table, so try IPv4 first unless the socket is native v6.
   if (::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &storage, &len) == 0) return endpoint_from(storage);
-  if (ipv6) {
+  const error_code v4_error = last_error();
+  error_code ec;
+  const bool ipv6 = socket.local_endpoint(ec).protocol() == tcp::v6();
+  if (!ec && ipv6) {
     len = sizeof storage;
     if (::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &storage, &len) == 0) return endpoint_from(storage);
+    return last_error();
   }
-  return last_error();
+  return v4_error;
 }
 
 error_code set_mark(int fd, uint32_t mark) { return set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(mark)); }
@@ -73,9 +118,7 @@ error_code set_keepalive(int fd, const KeepaliveOptions& options) {
   if (auto ec = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(options.interval.count()))) return ec;
   if (auto ec = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(options.retries))) return ec;
   if (options.user_timeout) {
-    const auto total = options.time + options.interval * options.retries;
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(total).count();
-    if (auto ec = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(ms))) return ec;
+    if (auto ec = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms(options))) return ec;
   }
   return {};
 }
@@ -103,6 +146,10 @@ boost::system::result<tcp::acceptor> SocketFactory::listen(const asio::any_io_ex
   if (options_.mark) {
     if ((ec = set_mark(acceptor.native_handle(), *options_.mark))) return ec;
   }
+  // Best effort, as for accepted sockets: prepare_accepted checks what the
+  // accepted sockets really got.
+  (void)set_nodelay(acceptor.native_handle());
+  (void)set_keepalive(acceptor.native_handle(), options_.keepalive);
   acceptor.bind(endpoint, ec);
   if (ec) return ec;
   acceptor.listen(tcp::socket::max_listen_connections, ec);
@@ -114,6 +161,15 @@ void SocketFactory::prepare_accepted(tcp::socket& socket) const {
   // Best effort: an option a kernel refuses must not cost the connection.
   (void)set_nodelay(socket.native_handle());
   (void)set_keepalive(socket.native_handle(), options_.keepalive);
+}
+
+void SocketFactory::prepare_accepted(tcp::socket& socket, AcceptedOptions& listener) const {
+  using State = AcceptedOptions::State;
+  if (listener.state == State::kUnknown) {
+    listener.state = has_options(socket.native_handle(), options_.keepalive) ? State::kInherited
+                                                                             : State::kSet;
+  }
+  if (listener.state == State::kSet) prepare_accepted(socket);
 }
 
 asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(
@@ -133,10 +189,10 @@ asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(
     if (ec) co_return ec;
   }
   asio::steady_timer deadline(executor, options_.connect_timeout);
-  auto outcome = co_await (socket.async_connect(destination, use_nothrow) ||
+  auto outcome = co_await (connect_nonblocking(socket, destination) ||
                            deadline.async_wait(use_nothrow));
   if (outcome.index() == 1) co_return make_error_code(boost::system::errc::timed_out);
-  if (auto [connect_ec] = std::get<0>(outcome); connect_ec) co_return connect_ec;
+  if (error_code connect_ec = std::get<0>(outcome)) co_return connect_ec;
   co_return socket;
 }
 

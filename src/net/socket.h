@@ -18,6 +18,7 @@ using boost::system::error_code;
 
 // The destination a connection had before iptables REDIRECT/TPROXY sent it
 // to us (SO_ORIGINAL_DST, or IP6T_SO_ORIGINAL_DST for IPv6 sockets).
+// One getsockopt when the IPv4 answer is there (no getsockname).
 boost::system::result<tcp::endpoint> original_dst(tcp::socket& socket);
 
 struct KeepaliveOptions {
@@ -56,12 +57,28 @@ class SocketFactory {
   const SocketOptions& options() const { return options_; }
 
   // A listening socket bound to `endpoint` (port 0 picks one), with
-  // SO_REUSEADDR, SO_REUSEPORT when configured, and the mark.
+  // SO_REUSEADDR, SO_REUSEPORT when configured, and the mark. It also carries
+  // TCP_NODELAY and the keepalive options, which Linux copies to accepted
+  // sockets (see AcceptedOptions).
   virtual boost::system::result<tcp::acceptor> listen(const boost::asio::any_io_executor& executor,
                                                       const tcp::endpoint& endpoint) const;
 
-  // Applies keepalive and TCP_NODELAY to an accepted socket.
-  virtual void prepare_accepted(tcp::socket& socket) const;
+  // Per listener, owned by its accept loop (one thread): whether the sockets
+  // it accepts already carry our options. Linux clones an accepted socket
+  // from its listener (nonagle, SOCK_KEEPOPEN, keepalive time/interval/count
+  // and user timeout included), but other kernels, or a listener not made by
+  // listen(), may not: the first accepted socket is checked with getsockopt,
+  // and only when it lacks an option are they set, on it and every later one.
+  struct AcceptedOptions {
+    enum class State { kUnknown, kInherited, kSet };
+    State state = State::kUnknown;
+  };
+
+  // Gives an accepted socket keepalive and TCP_NODELAY: no syscall once the
+  // listener's first accepted socket showed it inherits them.
+  virtual void prepare_accepted(tcp::socket& socket, AcceptedOptions& listener) const;
+  // The same without the cache: always sets every option.
+  void prepare_accepted(tcp::socket& socket) const;
 
   // Connects with the mark, keepalive, NODELAY and the connect timeout;
   // `source`, when set, binds the local address first (transparent when it

@@ -55,6 +55,57 @@ TEST_CASE("the factory's listener and connections carry keepalive and NODELAY") 
   });
 }
 
+TEST_CASE("sockets accepted on the factory's listener inherit its options: nothing is set twice") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    SocketOptions options;
+    options.keepalive.time = std::chrono::seconds(61);
+    options.keepalive.interval = std::chrono::seconds(8);
+    options.keepalive.retries = 5;
+    options.keepalive.user_timeout = true;
+    SocketFactory factory(options);
+    auto acceptor = factory.listen(executor, {asio::ip::make_address("127.0.0.1"), 0});
+    REQUIRE(acceptor.has_value());
+    SocketFactory::AcceptedOptions cache;
+    for (int i = 0; i < 2; ++i) {
+      tcp::socket client(executor);
+      co_await client.async_connect(acceptor->local_endpoint(), asio::use_awaitable);
+      tcp::socket accepted = co_await acceptor->async_accept(asio::use_awaitable);
+      factory.prepare_accepted(accepted, cache);
+      const int fd = accepted.native_handle();
+      CHECK(get_int(fd, IPPROTO_TCP, TCP_NODELAY) == 1);
+      CHECK(get_int(fd, SOL_SOCKET, SO_KEEPALIVE) == 1);
+      CHECK(get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 61);
+      CHECK(get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 8);
+      CHECK(get_int(fd, IPPROTO_TCP, TCP_KEEPCNT) == 5);
+      CHECK(get_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == (61 + 5 * 8) * 1000);
+    }
+    // Linux clones accepted sockets from the listener, options included.
+    CHECK(cache.state == SocketFactory::AcceptedOptions::State::kInherited);
+  });
+}
+
+TEST_CASE("sockets accepted on a plain listener get the options set, every one") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    SocketOptions options;
+    options.keepalive.time = std::chrono::seconds(62);
+    SocketFactory factory(options);
+    tcp::acceptor acceptor(executor, {asio::ip::make_address("127.0.0.1"), 0});
+    SocketFactory::AcceptedOptions cache;
+    for (int i = 0; i < 2; ++i) {
+      tcp::socket client(executor);
+      co_await client.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+      tcp::socket accepted = co_await acceptor.async_accept(asio::use_awaitable);
+      factory.prepare_accepted(accepted, cache);
+      CHECK(get_int(accepted.native_handle(), IPPROTO_TCP, TCP_NODELAY) == 1);
+      CHECK(get_int(accepted.native_handle(), SOL_SOCKET, SO_KEEPALIVE) == 1);
+      CHECK(get_int(accepted.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE) == 62);
+    }
+    CHECK(cache.state == SocketFactory::AcceptedOptions::State::kSet);
+  });
+}
+
 TEST_CASE("a refused connect is an error, not an exception") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
     auto executor = co_await asio::this_coro::executor;

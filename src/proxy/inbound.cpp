@@ -65,7 +65,8 @@ core::Result<std::shared_ptr<const tls::ServerContext>> Inbound::server_context(
 
 asio::awaitable<void> Inbound::run() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    tcp::endpoint client;
+    auto [ec, socket] = co_await acceptor_.async_accept(client, use_nothrow);
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       log::warn("inbound", "accept failed: {}", ec.message());
@@ -76,16 +77,16 @@ asio::awaitable<void> Inbound::run() {
                 handshakes_);
       continue;  // the socket closes as it goes out of scope
     }
-    inputs_.sockets->prepare_accepted(socket);
+    inputs_.sockets->prepare_accepted(socket, accepted_options_);
     ++handshakes_;  // counted from accept; serve() gives it back after the handshake
-    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket)),
-                   asio::detached);
+    asio::co_spawn(acceptor_.get_executor(),
+                   serve(shared_from_this(), std::move(socket), client), asio::detached);
   }
 }
 
-asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket socket) {
+asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket socket,
+                                     tcp::endpoint client) {
   boost::system::error_code ec;
-  const tcp::endpoint client = socket.remote_endpoint(ec);
   const tcp::endpoint local_dst = socket.local_endpoint(ec);
   auto context = self->server_context();
   if (!context) {

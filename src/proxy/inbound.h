@@ -36,8 +36,10 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
   Inbound(ProxyInputs inputs, boost::asio::ip::tcp::acceptor acceptor, InboundOptions options);
   // The server context for the local workload's current certificate.
   core::Result<std::shared_ptr<const tls::ServerContext>> server_context();
+  // `client` is the peer address accept returned (no getpeername).
   static boost::asio::awaitable<void> serve(std::shared_ptr<Inbound> self,
-                                            boost::asio::ip::tcp::socket socket);
+                                            boost::asio::ip::tcp::socket socket,
+                                            boost::asio::ip::tcp::endpoint client);
   static boost::asio::awaitable<void> serve_connect(std::shared_ptr<Inbound> self,
                                                     h2::IncomingRequest request,
                                                     state::Identity peer,
@@ -47,6 +49,7 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
   ProxyInputs inputs_;
   InboundOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  net::SocketFactory::AcceptedOptions accepted_options_;
   std::size_t handshakes_ = 0;
   std::shared_ptr<const tls::ServerContext> context_;
   std::vector<h2::ServerSession> sessions_;  // for stop(); pruned as they close

@@ -43,23 +43,23 @@ void InboundPlaintext::stop() {
 
 asio::awaitable<void> InboundPlaintext::run() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    tcp::endpoint client;
+    auto [ec, socket] = co_await acceptor_.async_accept(client, use_nothrow);
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       log::warn("inbound", "plaintext accept failed: {}", ec.message());
       continue;
     }
-    inputs_.sockets->prepare_accepted(socket);
-    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket)),
+    inputs_.sockets->prepare_accepted(socket, accepted_options_);
+    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket), client),
                    asio::detached);
   }
 }
 
 asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> self,
-                                              tcp::socket downstream) {
+                                              tcp::socket downstream, tcp::endpoint client) {
   ConnectionRecord access(Direction::kInbound);
-  boost::system::error_code ec;
-  access.src = downstream.remote_endpoint(ec);
+  access.src = client;
 
   auto dst = self->inputs_.original_dst(downstream);
   if (!dst) {
@@ -98,7 +98,9 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
         "connect " + format_endpoint(plan.destination) + ": " + upstream_socket.error().message();
     co_return;
   }
-  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream_socket));
+  // The client's first bytes have usually arrived during the upstream connect.
+  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream_socket,
+                                                      net::CopyStart{.a_readable = true}));
 }
 
 }  // namespace ztunnel::proxy

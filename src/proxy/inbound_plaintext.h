@@ -31,11 +31,14 @@ class InboundPlaintext : public std::enable_shared_from_this<InboundPlaintext> {
 
  private:
   InboundPlaintext(ProxyInputs inputs, boost::asio::ip::tcp::acceptor acceptor);
+  // `client` is the peer address accept returned (no getpeername).
   static boost::asio::awaitable<void> serve(std::shared_ptr<InboundPlaintext> self,
-                                            boost::asio::ip::tcp::socket downstream);
+                                            boost::asio::ip::tcp::socket downstream,
+                                            boost::asio::ip::tcp::endpoint client);
 
   ProxyInputs inputs_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  net::SocketFactory::AcceptedOptions accepted_options_;
 };
 
 }  // namespace ztunnel::proxy

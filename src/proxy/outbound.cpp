@@ -23,6 +23,9 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+// Most clients write first; their request has usually arrived while the
+// tunnel was being set up, so the copy reads it without an epoll round trip.
+constexpr net::CopyStart kClientWroteFirst{.a_readable = true};
 }  // namespace
 
 std::shared_ptr<Outbound> Outbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
@@ -54,24 +57,25 @@ void Outbound::stop() {
 
 asio::awaitable<void> Outbound::run() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+    tcp::endpoint client;
+    auto [ec, socket] = co_await acceptor_.async_accept(client, use_nothrow);
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       log::warn("outbound", "accept failed: {}", ec.message());
       continue;
     }
-    inputs_.sockets->prepare_accepted(socket);
-    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket)),
+    inputs_.sockets->prepare_accepted(socket, accepted_options_);
+    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket), client),
                    asio::detached);
   }
 }
 
-asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socket downstream) {
+asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socket downstream,
+                                      tcp::endpoint client) {
   ConnectionRecord access(Direction::kOutbound);
   access.route = "-";
   access.dst_hbone = "";
-  boost::system::error_code ec;
-  access.src = downstream.remote_endpoint(ec);
+  access.src = client;
 
   auto dst = self->inputs_.original_dst(downstream);
   if (!dst) {
@@ -120,7 +124,8 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
       access.error = "HBONE CONNECT answered " + std::to_string(response->status);
       co_return;
     }
-    access.record_copy(co_await net::copy_bidirectional(downstream, response->stream));
+    access.record_copy(
+        co_await net::copy_bidirectional(downstream, response->stream, kClientWroteFirst));
     co_return;
   }
 
@@ -129,7 +134,7 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
     access.error = "connect " + format_endpoint(route->connect_to) + ": " + upstream.error().message();
     co_return;
   }
-  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream));
+  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream, kClientWroteFirst));
 }
 
 }  // namespace ztunnel::proxy

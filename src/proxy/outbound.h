@@ -32,12 +32,15 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
 
  private:
   Outbound(ProxyInputs inputs, boost::asio::ip::tcp::acceptor acceptor, HboneConnector connector);
+  // `client` is the peer address accept returned (no getpeername).
   static boost::asio::awaitable<void> serve(std::shared_ptr<Outbound> self,
-                                            boost::asio::ip::tcp::socket downstream);
+                                            boost::asio::ip::tcp::socket downstream,
+                                            boost::asio::ip::tcp::endpoint client);
 
   ProxyInputs inputs_;
   RouteOptions route_options_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  net::SocketFactory::AcceptedOptions accepted_options_;
   HbonePool pool_;
 };
 
