@@ -115,12 +115,18 @@ class Bench:
         return out
 
     def workloads(self):
-        return [
+        every = [
             ("bulk 1 stream", lambda v: self.bulk(v, 1)),
             ("bulk 4 streams", lambda v: self.bulk(v, 4)),
             ("req/resp 1 KiB", lambda v: self.latency(v, "pingpong")),
             ("connect/req/close", lambda v: self.latency(v, "crr")),
         ]
+        # --only bulk | latency: the bulk workloads, or req/resp and connect/req/close.
+        if self.a.only == "bulk":
+            return every[:2]
+        if self.a.only == "latency":
+            return every[2:]
+        return every
 
     def run(self):
         results = []
@@ -255,6 +261,7 @@ def main():
     p.add_argument("--rr-seconds", type=float, default=5)
     p.add_argument("--build-desc", default="")
     p.add_argument("--json", help="also write every measurement here (JSON lines)")
+    p.add_argument("--only", choices=["bulk", "latency"], help="run only these workloads")
     a = p.parse_args()
 
     header = machine(a)
