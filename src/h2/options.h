@@ -38,9 +38,12 @@ struct SessionOptions {
   std::chrono::steady_clock::duration close_flush_timeout = std::chrono::seconds(1);
 
   // I/O sizes: one read buffer per connection; frames are batched into one
-  // transport write up to this many bytes.
-  std::size_t read_buffer_bytes = 16u << 10;
-  std::size_t write_batch_bytes = 64u << 10;
+  // transport write up to this many bytes (TlsTransport seals them into
+  // records and sends them with one write); DATA frames we send carry up to
+  // this much, if the peer's SETTINGS_MAX_FRAME_SIZE allows.
+  std::size_t read_buffer_bytes = 64u << 10;
+  std::size_t write_batch_bytes = 256u << 10;
+  std::uint32_t max_data_frame_bytes = 64u << 10;
 
   FloodLimits limits;
 

@@ -17,7 +17,7 @@
 #include "proxy/h2_stream_io.h"
 #include "proxy/headers.h"
 #include "proxy/inbound_request.h"
-#include "tls/handshake.h"
+#include "h2/tls_transport.h"
 
 namespace ztunnel::proxy {
 
@@ -94,9 +94,9 @@ asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket 
     log::warn("inbound", "no server certificate: {}", context.error().message);
     co_return;
   }
-  auto stream = tls::make_stream(std::move(socket), (*context)->new_ssl());
-  auto handshake =
-      co_await tls::handshake(stream, asio::ssl::stream_base::server, self->options_.handshake_timeout);
+  auto transport = std::make_unique<h2::TlsTransport>(std::move(socket), (*context)->new_ssl());
+  auto handshake = co_await transport->handshake(h2::TlsTransport::Role::kServer,
+                                                 self->options_.handshake_timeout);
   --self->handshakes_;
   if (!handshake) {
     log::warn("inbound", "TLS handshake from {} failed: {}", format_endpoint(client),
@@ -110,7 +110,7 @@ asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket 
   session_options.max_frame_size = self->inputs_.config->http2_frame_size;
   std::weak_ptr<Inbound> weak = self;
   h2::ServerSession session(
-      std::make_unique<h2::StreamTransport<tls::TlsStream>>(std::move(stream)),
+      std::move(transport),
       [weak, peer, client, local_dst](h2::IncomingRequest request) -> asio::awaitable<void> {
         auto inbound = weak.lock();
         if (!inbound) {

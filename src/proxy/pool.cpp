@@ -12,8 +12,7 @@
 
 #include "core/log.h"
 #include "h2/error.h"
-#include "h2/transport.h"
-#include "tls/handshake.h"
+#include "h2/tls_transport.h"
 
 namespace ztunnel::proxy {
 
@@ -73,8 +72,11 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
       auto response = co_await session.open_stream(authority, headers);
       if (response) co_return std::move(*response);
       const auto ec = response.error();
-      const bool retryable =
-          ec == h2::Errc::kStreamLimit || ec == h2::Errc::kNotUsable || ec == h2::Errc::kGoaway;
+      // REFUSED_STREAM: the peer did not process the request (RFC 9113 8.7),
+      // e.g. a burst that left before its SETTINGS arrived; safe to retry.
+      const bool retryable = ec == h2::Errc::kStreamLimit || ec == h2::Errc::kNotUsable ||
+                             ec == h2::Errc::kGoaway ||
+                             ec == h2::make_wire_error(h2::kRefusedStream);
       if (retryable && ++stream_retries < kMaxStreamRetries) continue;
       co_return core::make_error("open HBONE stream: " + ec.message());
     }
@@ -172,12 +174,11 @@ HboneConnector make_hbone_connector(ConnectorInputs inputs) {
     if (!socket) co_return core::make_error("connect " + key.destination.address().to_string() + ":" +
                                             std::to_string(key.destination.port()) + ": " +
                                             socket.error().message());
-    auto stream = tls::make_stream(std::move(*socket), (*context)->new_ssl(key.expected));
-    auto handshake = co_await tls::handshake(stream, asio::ssl::stream_base::client,
-                                             inputs.handshake_timeout);
-    if (!handshake) co_return core::make_error("TLS handshake: " + handshake.detail);
     auto transport =
-        std::make_unique<h2::StreamTransport<tls::TlsStream>>(std::move(stream));
+        std::make_unique<h2::TlsTransport>(std::move(*socket), (*context)->new_ssl(key.expected));
+    auto handshake =
+        co_await transport->handshake(h2::TlsTransport::Role::kClient, inputs.handshake_timeout);
+    if (!handshake) co_return core::make_error("TLS handshake: " + handshake.detail);
     h2::ClientSession session(std::move(transport), inputs.session);
     asio::co_spawn(
         co_await asio::this_coro::executor,

@@ -62,6 +62,24 @@ HandshakeResult classify_failure(const SSL* ssl, const boost::system::error_code
   return failed(Errc::kHandshakeFailed, ec.message());
 }
 
+HandshakeResult handshake_timed_out(std::chrono::steady_clock::duration deadline) {
+  return failed(Errc::kHandshakeTimeout,
+                fmt::format("no TLS handshake within {} ms",
+                            std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()));
+}
+
+HandshakeResult completed_handshake(const SSL* ssl) {
+  // The verify callback stored the identity; if it is missing, fail closed.
+  const state::Identity* peer = peer_identity(ssl);
+  std::string_view alpn = selected_alpn(ssl);
+  if (peer == nullptr) return failed(Errc::kInternal, "handshake finished without a verified peer");
+  if (alpn != kAlpnH2) return failed(Errc::kAlpnNotH2, "h2 was not negotiated");
+  HandshakeResult r;
+  r.peer_identity = *peer;
+  r.alpn = std::string(alpn);
+  return r;
+}
+
 asio::awaitable<HandshakeResult> handshake(TlsStream& stream,
                                            asio::ssl::stream_base::handshake_type type,
                                            std::chrono::steady_clock::duration deadline) {
@@ -74,10 +92,7 @@ asio::awaitable<HandshakeResult> handshake(TlsStream& stream,
   boost::system::error_code ignored;
   if (outcome.index() == 1) {
     stream.lowest_layer().close(ignored);
-    co_return failed(Errc::kHandshakeTimeout,
-                     fmt::format("no TLS handshake within {} ms",
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline)
-                                     .count()));
+    co_return handshake_timed_out(deadline);
   }
   auto [ec] = std::get<0>(outcome);
   SSL* ssl = stream.native_handle();
@@ -87,17 +102,8 @@ asio::awaitable<HandshakeResult> handshake(TlsStream& stream,
     stream.lowest_layer().close(ignored);
     co_return r;
   }
-  // The verify callback stored the identity; if it is missing, fail closed.
-  const state::Identity* peer = peer_identity(ssl);
-  std::string_view alpn = selected_alpn(ssl);
-  if (peer == nullptr || alpn != kAlpnH2) {
-    stream.lowest_layer().close(ignored);
-    co_return peer == nullptr ? failed(Errc::kInternal, "handshake finished without a verified peer")
-                              : failed(Errc::kAlpnNotH2, "h2 was not negotiated");
-  }
-  HandshakeResult r;
-  r.peer_identity = *peer;
-  r.alpn = std::string(alpn);
+  HandshakeResult r = completed_handshake(ssl);
+  if (!r) stream.lowest_layer().close(ignored);
   co_return r;
 }
 

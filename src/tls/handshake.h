@@ -54,4 +54,11 @@ boost::asio::awaitable<HandshakeResult> handshake(
 // peer alerts), then transport errors. Exposed for callers driving SSL* directly.
 HandshakeResult classify_failure(const SSL* ssl, const boost::system::error_code& ec);
 
+// The result of a handshake that did not finish within `deadline`.
+HandshakeResult handshake_timed_out(std::chrono::steady_clock::duration deadline);
+
+// The result of a handshake BoringSSL reports complete: the verified peer and
+// ALPN h2, or a failure (fail closed) if either is missing.
+HandshakeResult completed_handshake(const SSL* ssl);
+
 }  // namespace ztunnel::tls
