@@ -102,7 +102,9 @@ install_capture() {
 }
 
 start_server() {
-  in_b "$PY" "$TCP_TOOL" serve "$IP_B" >"$WORK/server.log" 2>&1 &
+  # Not through in_b: a backgrounded function leaves $! naming a subshell,
+  # and killing that would orphan the server.
+  ip netns exec "$NS_B" "$PY" "$TCP_TOOL" serve "$IP_B" >"$WORK/server.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do
     in_b ss -Htln | grep -q ":8081" && return 0
