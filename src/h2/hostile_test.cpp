@@ -553,6 +553,155 @@ TEST_CASE("a flood of empty DATA frames closes the connection") {
   });
 }
 
+// Case 21: a peer that floods frames which each need an ACK, and never reads,
+// must not make the server buffer ACKs without bound: nghttp2 reports
+// NGHTTP2_ERR_FLOODED at max_outbound_ack queued ACKs and the session ends.
+awaitable<void> ack_flood_while_not_reading(asio::io_context& io, std::uint8_t type) {
+  auto h = start(io, accept_connect());
+  RawPeer& peer = *h->peer;
+  CHECK(co_await peer.send(preface()));
+  Bytes ping_payload(8, 0x5a);
+  Bytes batch;
+  for (int i = 0; i < 1000; ++i) {
+    if (type == kPing) add_frame(batch, kPing, 0, 0, ping_payload);
+    else add_frame(batch, kSettings, 0, 0);
+  }
+  // Up to 100k frames; each answer is a 17- or 9-byte ACK the server cannot
+  // deliver once the socket buffer is full. Stops when the server stops
+  // reading (the write times out) or the session has ended.
+  int sent = 0;
+  for (; sent < 100 && !h->done; ++sent) {
+    if (!co_await peer.send(batch, 1000ms)) break;
+  }
+  CHECK(co_await eventually([&] { return h->done; }, 10s));
+  CHECK(h->result == Errc::kFlood);
+  // Only now read: whatever was flushed, then the end of the connection.
+  Seen seen = co_await peer.watch([](const Seen&) { return false; }, 10000ms);
+  CHECK(seen.eof);
+  CHECK(sent < 100);  // the server stopped reading: it did not take all 100k frames
+}
+
+TEST_CASE("a PING flood from a peer that never reads closes the connection (ERR_FLOODED)") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    co_await ack_flood_while_not_reading(io, kPing);
+  });
+}
+
+TEST_CASE("a SETTINGS flood from a peer that never reads closes the connection (ERR_FLOODED)") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    co_await ack_flood_while_not_reading(io, kSettings);
+  });
+}
+
+Bytes window_update(std::uint32_t increment) {
+  Bytes p;
+  put32(p, increment & 0x7fffffffu);
+  return p;
+}
+
+// Case 22: 1-byte WINDOW_UPDATEs while the server sends no DATA.
+TEST_CASE("a flood of 1-byte WINDOW_UPDATE frames closes the connection with ENHANCE_YOUR_CALM") {
+  for (const std::uint32_t stream : {0u, 1u}) {
+    CAPTURE(stream);
+    run_coro([stream](asio::io_context& io) -> awaitable<void> {
+      auto h = start(io, accept_connect());
+      RawPeer& peer = *h->peer;
+      Bytes out = preface();
+      add_headers(out, 1, block(connect_fields()));
+      for (int i = 0; i < 1000; ++i) add_frame(out, kWindowUpdate, 0, stream, window_update(1));
+      co_await peer.send(out);
+      Seen seen = co_await peer.watch([](const Seen&) { return false; });
+      CHECK(seen.eof);
+      REQUIRE(seen.goaway);
+      CHECK(*seen.goaway == NGHTTP2_ENHANCE_YOUR_CALM);
+      CHECK(co_await eventually([&] { return h->done; }));
+      CHECK(h->result == Errc::kFlood);
+    });
+  }
+}
+
+TEST_CASE("WINDOW_UPDATEs in proportion to the DATA the server sends are not a flood") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto h = start(io, [](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      // 400 small writes: 400 DATA frames (at least) for the peer to answer.
+      const std::string chunk(100, 'd');
+      for (int i = 0; i < 400; ++i) {
+        auto [ec, n] = co_await req.stream.write(asio::buffer(chunk));
+        if (ec) co_return;
+        co_await sleep_for(1ms);
+      }
+      std::array<std::uint8_t, 64> buf{};
+      for (;;) {
+        auto [ec, n] = co_await req.stream.read_some(asio::buffer(buf));
+        if (ec) break;
+      }
+    });
+    RawPeer& peer = *h->peer;
+    Bytes out = preface();
+    add_headers(out, 1, block(connect_fields()));
+    co_await peer.send(out);
+    co_await peer.watch([](const Seen& s) { return has_status(s, 1, "200"); });
+    // 150 WINDOW_UPDATEs up front (over the base of 100), then one per 10 ms.
+    Bytes burst;
+    for (int i = 0; i < 150; ++i) add_frame(burst, kWindowUpdate, 0, i % 2 ? 1 : 0, window_update(1));
+    co_await sleep_for(100ms);  // some DATA frames have been sent by now
+    co_await peer.send(burst);
+    for (int i = 0; i < 30; ++i) {
+      Bytes one;
+      add_frame(one, kWindowUpdate, 0, 1, window_update(100));
+      co_await peer.send(one);
+      co_await sleep_for(10ms);
+    }
+    Seen seen = co_await peer.watch([](const Seen&) { return false; }, 300ms);
+    CHECK_FALSE(seen.goaway);
+    CHECK_FALSE(seen.eof);
+    CHECK_FALSE(h->done);
+  });
+}
+
+// Case 25: RFC 9113 §6.9.1: a window above 2^31-1 is a FLOW_CONTROL_ERROR,
+// a stream error for a stream window, a connection error for the connection's.
+TEST_CASE("a WINDOW_UPDATE overflowing a stream's send window resets it with FLOW_CONTROL_ERROR") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto h = start(io, accept_connect());
+    RawPeer& peer = *h->peer;
+    Bytes out = preface();
+    add_headers(out, 1, block(connect_fields()));
+    add_headers(out, 3, block(connect_fields()));
+    // The stream window starts at our INITIAL_WINDOW_SIZE (1 MiB).
+    add_frame(out, kWindowUpdate, 0, 1, window_update(0x7fffffffu));
+    co_await peer.send(out);
+    Seen seen = co_await peer.watch([](const Seen& s) {
+      return s.resets.count(1) && has_status(s, 3, "200");
+    });
+    REQUIRE(seen.resets.count(1));
+    CHECK(seen.resets[1] == NGHTTP2_FLOW_CONTROL_ERROR);
+    CHECK(has_status(seen, 3, "200"));
+    CHECK_FALSE(seen.resets.count(3));
+    CHECK_FALSE(seen.goaway);
+    CHECK_FALSE(seen.eof);
+  });
+}
+
+TEST_CASE("a WINDOW_UPDATE overflowing the connection's send window gets GOAWAY FLOW_CONTROL_ERROR") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto h = start(io, accept_connect());
+    RawPeer& peer = *h->peer;
+    Bytes out = preface();
+    add_headers(out, 1, block(connect_fields()));
+    // The connection window starts at 65535 and cannot be changed by SETTINGS.
+    add_frame(out, kWindowUpdate, 0, 0, window_update(0x7fffffffu));
+    co_await peer.send(out);
+    Seen seen = co_await peer.watch([](const Seen&) { return false; });
+    REQUIRE(seen.goaway);
+    CHECK(*seen.goaway == NGHTTP2_FLOW_CONTROL_ERROR);
+    CHECK(seen.eof);
+    CHECK(co_await eventually([&] { return h->done; }));
+    CHECK(h->result);
+  });
+}
+
 TEST_CASE("streams the peer makes us reset (MadeYouReset) are rate limited with ENHANCE_YOUR_CALM") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
     SessionOptions opts = SessionOptions::server_defaults();

@@ -29,6 +29,14 @@ struct FloodLimits {
   std::uint32_t max_consecutive_empty_frames = 1;  // DATA/HEADERS without payload nor END_STREAM
   std::uint64_t sent_reset_burst = 1000;     // RST_STREAMs we are made to send (MadeYouReset)
   std::uint64_t sent_reset_rate = 33;        // tokens per second
+  // WINDOW_UPDATE frames received per connection (Envoy's WindowUpdate flood
+  // check). Each one costs us a callback and a look at blocked streams while
+  // a 1-byte increment costs the peer 13 bytes. A normal peer sends them in
+  // proportion to the DATA we send it (and maybe one per stream it opens), so
+  // the allowance is: base + 2 per peer-opened stream + per_data_frame per
+  // DATA frame we sent. Above it: GOAWAY ENHANCE_YOUR_CALM.
+  std::uint64_t window_update_base = 100;
+  std::uint64_t window_updates_per_data_frame = 10;
 };
 
 struct NgOptionDeleter {

@@ -212,6 +212,7 @@ class Core {
   static ssize_t read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
                                 nghttp2_data_source* source) noexcept;
   int count_empty_frame(const nghttp2_frame* frame, std::size_t payload);
+  int count_window_update();
 
   asio::any_io_executor ex_;
   std::unique_ptr<Transport> transport_;
@@ -243,6 +244,9 @@ class Core {
   error_code pending_terminate_reason_;
   std::size_t pending_connection_consume_ = 0;  // credit for discarded bytes
   TokenBucket sent_resets_;
+  std::uint64_t window_updates_recv_ = 0;  // see FloodLimits::window_update_base
+  std::uint64_t data_frames_sent_ = 0;
+  std::uint64_t streams_opened_by_peer_ = 0;
   error_code close_reason_;
 };
 
@@ -848,6 +852,20 @@ int Core::count_empty_frame(const nghttp2_frame* frame, std::size_t payload) {
   return 0;
 }
 
+int Core::count_window_update() {
+  const FloodLimits& l = opts_.limits;
+  const std::uint64_t allowed = l.window_update_base + 2 * streams_opened_by_peer_ +
+                                l.window_updates_per_data_frame * data_frames_sent_;
+  if (++window_updates_recv_ > allowed) {
+    log::info(kLog, "closing HTTP/2 connection: WINDOW_UPDATE flood ({} received, {} DATA sent)",
+              window_updates_recv_, data_frames_sent_);
+    pending_terminate_ = NGHTTP2_ENHANCE_YOUR_CALM;
+    pending_terminate_reason_ = make_error_code(Errc::kFlood);
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
 int Core::on_frame_recv(const nghttp2_frame* frame) {
   log::log(log::Level::kTrace, kLog, "{} recv frame type {} flags {:#x} stream {} length {}",
            server_ ? "server" : "client", frame->hd.type, frame->hd.flags, frame->hd.stream_id,
@@ -863,7 +881,11 @@ int Core::on_frame_recv(const nghttp2_frame* frame) {
       }
       break;
     }
+    case NGHTTP2_WINDOW_UPDATE:
+      if (int rv = count_window_update()) return rv;
+      break;
     case NGHTTP2_HEADERS: {
+      if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) ++streams_opened_by_peer_;
       StreamState* st = find(frame->hd.stream_id);
       if (!st) break;
       if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && st->headers_done) {
@@ -1008,6 +1030,7 @@ int Core::on_frame_send(const nghttp2_frame* frame) {
   log::log(log::Level::kTrace, kLog, "{} sent frame type {} flags {:#x} stream {} length {}",
            server_ ? "server" : "client", frame->hd.type, frame->hd.flags, frame->hd.stream_id,
            frame->hd.length);
+  if (frame->hd.type == NGHTTP2_DATA) ++data_frames_sent_;
   if (frame->hd.type == NGHTTP2_HEADERS && !server_) {
     if (StreamState* st = find(frame->hd.stream_id)) st->headers_sent = true;
   }
