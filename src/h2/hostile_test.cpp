@@ -660,6 +660,48 @@ TEST_CASE("WINDOW_UPDATEs in proportion to the DATA the server sends are not a f
   });
 }
 
+TEST_CASE("window returned every 4 KiB against 64 KiB DATA frames is not a flood") {
+  // Go's HTTP/2 returns window after every 4 KiB read, on the stream and on
+  // the connection: 32 WINDOW_UPDATEs per 64 KiB frame we send. The allowance
+  // counts DATA in 4 KiB units, so such a peer is not taken for a flood.
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto h = start(io, [](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      const std::string mib(1u << 20, 'd');
+      auto [ec, n] = co_await req.stream.write(asio::buffer(mib));
+      (void)n;
+      if (ec) co_return;
+      std::array<std::uint8_t, 64> buf{};
+      for (;;) {
+        auto [rec, m] = co_await req.stream.read_some(asio::buffer(buf));
+        if (rec) break;
+      }
+    });
+    RawPeer& peer = *h->peer;
+    const std::string magic = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    Bytes out(magic.begin(), magic.end());
+    // INITIAL_WINDOW_SIZE 4 MiB, MAX_FRAME_SIZE 64 KiB; the connection window
+    // grows by WINDOW_UPDATE only.
+    add_frame(out, kSettings, 0, 0, settings_payload({{0x4, 4u << 20}, {0x5, 64u << 10}}));
+    add_frame(out, kWindowUpdate, 0, 0, window_update(8u << 20));
+    add_headers(out, 1, block(connect_fields()));
+    co_await peer.send(out);
+    co_await peer.watch([](const Seen& s) { return has_status(s, 1, "200"); });
+    co_await peer.watch([](const Seen&) { return false; }, 200ms);  // take the 1 MiB
+    // 1 MiB in 4 KiB steps, on the stream and on the connection: 512 frames.
+    Bytes returned;
+    for (int i = 0; i < 256; ++i) {
+      add_frame(returned, kWindowUpdate, 0, 1, window_update(4096));
+      add_frame(returned, kWindowUpdate, 0, 0, window_update(4096));
+    }
+    co_await peer.send(returned);
+    Seen seen = co_await peer.watch([](const Seen&) { return false; }, 300ms);
+    CHECK_FALSE(seen.goaway);
+    CHECK_FALSE(seen.eof);
+    CHECK_FALSE(h->done);
+  });
+}
+
 // Case 25: RFC 9113 §6.9.1: a window above 2^31-1 is a FLOW_CONTROL_ERROR,
 // a stream error for a stream window, a connection error for the connection's.
 TEST_CASE("a WINDOW_UPDATE overflowing a stream's send window resets it with FLOW_CONTROL_ERROR") {

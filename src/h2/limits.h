@@ -33,10 +33,13 @@ struct FloodLimits {
   // check). Each one costs us a callback and a look at blocked streams while
   // a 1-byte increment costs the peer 13 bytes. A normal peer sends them in
   // proportion to the DATA we send it (and maybe one per stream it opens), so
-  // the allowance is: base + 2 per peer-opened stream + per_data_frame per
-  // DATA frame we sent. Above it: GOAWAY ENHANCE_YOUR_CALM.
+  // the allowance is: base + 2 per peer-opened stream + per_data_unit per
+  // 4 KiB (or smaller frame) of DATA we sent. Counting by 4 KiB rather than
+  // by frame keeps our large DATA frames from cutting off a peer that
+  // returns window in small steps (Go's HTTP/2 does so every 4 KiB read, on
+  // both the stream and the connection). Above it: GOAWAY ENHANCE_YOUR_CALM.
   std::uint64_t window_update_base = 100;
-  std::uint64_t window_updates_per_data_frame = 10;
+  std::uint64_t window_updates_per_data_unit = 10;
 };
 
 struct NgOptionDeleter {

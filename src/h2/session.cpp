@@ -245,7 +245,7 @@ class Core {
   std::size_t pending_connection_consume_ = 0;  // credit for discarded bytes
   TokenBucket sent_resets_;
   std::uint64_t window_updates_recv_ = 0;  // see FloodLimits::window_update_base
-  std::uint64_t data_frames_sent_ = 0;
+  std::uint64_t data_units_sent_ = 0;  // DATA sent, in 4 KiB units (at least 1 a frame)
   std::uint64_t streams_opened_by_peer_ = 0;
   error_code close_reason_;
 };
@@ -855,10 +855,10 @@ int Core::count_empty_frame(const nghttp2_frame* frame, std::size_t payload) {
 int Core::count_window_update() {
   const FloodLimits& l = opts_.limits;
   const std::uint64_t allowed = l.window_update_base + 2 * streams_opened_by_peer_ +
-                                l.window_updates_per_data_frame * data_frames_sent_;
+                                l.window_updates_per_data_unit * data_units_sent_;
   if (++window_updates_recv_ > allowed) {
-    log::info(kLog, "closing HTTP/2 connection: WINDOW_UPDATE flood ({} received, {} DATA sent)",
-              window_updates_recv_, data_frames_sent_);
+    log::info(kLog, "closing HTTP/2 connection: WINDOW_UPDATE flood ({} received, {} KiB DATA sent)",
+              window_updates_recv_, 4 * data_units_sent_);
     pending_terminate_ = NGHTTP2_ENHANCE_YOUR_CALM;
     pending_terminate_reason_ = make_error_code(Errc::kFlood);
     return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -1030,7 +1030,9 @@ int Core::on_frame_send(const nghttp2_frame* frame) {
   log::log(log::Level::kTrace, kLog, "{} sent frame type {} flags {:#x} stream {} length {}",
            server_ ? "server" : "client", frame->hd.type, frame->hd.flags, frame->hd.stream_id,
            frame->hd.length);
-  if (frame->hd.type == NGHTTP2_DATA) ++data_frames_sent_;
+  if (frame->hd.type == NGHTTP2_DATA) {
+    data_units_sent_ += std::max<std::size_t>(1, frame->hd.length / 4096);
+  }
   if (frame->hd.type == NGHTTP2_HEADERS && !server_) {
     if (StreamState* st = find(frame->hd.stream_id)) st->headers_sent = true;
   }
