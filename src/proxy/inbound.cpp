@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/log.h"
+#include "proxy/accept_loop.h"
 #include "net/copy.h"
 #include "proxy/access_log.h"
 #include "proxy/h2_stream_io.h"
@@ -23,9 +24,6 @@ namespace ztunnel::proxy {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-namespace {
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-}  // namespace
 
 std::shared_ptr<Inbound> Inbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
                                          InboundOptions options) {
@@ -64,24 +62,17 @@ core::Result<std::shared_ptr<const tls::ServerContext>> Inbound::server_context(
 }
 
 asio::awaitable<void> Inbound::run() {
-  for (;;) {
-    tcp::endpoint client;
-    auto [ec, socket] = co_await acceptor_.async_accept(client, use_nothrow);
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-    if (ec) {
-      log::warn("inbound", "accept failed: {}", ec.message());
-      continue;
-    }
+  co_await accept_loop(acceptor_, "inbound", [this](tcp::socket socket, tcp::endpoint client) {
     if (handshakes_ >= options_.max_handshakes_in_progress) {
       log::warn("inbound", "too many TLS handshakes in progress ({}); closing a connection",
                 handshakes_);
-      continue;  // the socket closes as it goes out of scope
+      return;  // the socket closes as it goes out of scope
     }
     inputs_.sockets->prepare_accepted(socket, accepted_options_);
     ++handshakes_;  // counted from accept; serve() gives it back after the handshake
-    asio::co_spawn(acceptor_.get_executor(),
-                   serve(shared_from_this(), std::move(socket), client), asio::detached);
-  }
+    asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket), client),
+                   asio::detached);
+  });
 }
 
 asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket socket,

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/log.h"
+#include "proxy/accept_loop.h"
 #include "net/copy.h"
 #include "proxy/access_log.h"
 #include "proxy/inbound_request.h"
@@ -18,9 +19,6 @@ namespace ztunnel::proxy {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-namespace {
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-}  // namespace
 
 std::shared_ptr<InboundPlaintext> InboundPlaintext::create(ProxyInputs inputs,
                                                            tcp::acceptor acceptor) {
@@ -42,18 +40,11 @@ void InboundPlaintext::stop() {
 }
 
 asio::awaitable<void> InboundPlaintext::run() {
-  for (;;) {
-    tcp::endpoint client;
-    auto [ec, socket] = co_await acceptor_.async_accept(client, use_nothrow);
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-    if (ec) {
-      log::warn("inbound", "plaintext accept failed: {}", ec.message());
-      continue;
-    }
+  co_await accept_loop(acceptor_, "inbound", [this](tcp::socket socket, tcp::endpoint client) {
     inputs_.sockets->prepare_accepted(socket, accepted_options_);
     asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket), client),
                    asio::detached);
-  }
+  });
 }
 
 asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> self,

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/log.h"
+#include "proxy/accept_loop.h"
 #include "net/copy.h"
 #include "proxy/access_log.h"
 #include "proxy/h2_stream_io.h"
@@ -22,7 +23,6 @@ namespace ztunnel::proxy {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace {
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 // Most clients write first; their request has usually arrived while the
 // tunnel was being set up, so the copy reads it without an epoll round trip.
 constexpr net::CopyStart kClientWroteFirst{.a_readable = true};
@@ -56,18 +56,11 @@ void Outbound::stop() {
 }
 
 asio::awaitable<void> Outbound::run() {
-  for (;;) {
-    tcp::endpoint client;
-    auto [ec, socket] = co_await acceptor_.async_accept(client, use_nothrow);
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-    if (ec) {
-      log::warn("outbound", "accept failed: {}", ec.message());
-      continue;
-    }
+  co_await accept_loop(acceptor_, "outbound", [this](tcp::socket socket, tcp::endpoint client) {
     inputs_.sockets->prepare_accepted(socket, accepted_options_);
     asio::co_spawn(acceptor_.get_executor(), serve(shared_from_this(), std::move(socket), client),
                    asio::detached);
-  }
+  });
 }
 
 asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socket downstream,
