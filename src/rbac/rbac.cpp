@@ -141,31 +141,40 @@ std::string quoted_or_none(const Subject& s, std::string_view v) {
 bool match_holds(const state::Match& m, const Subject& s, std::string* why) {
   // Istio evaluates in this order; the order only matters for which failure
   // explain() reports.
-  auto ip_pred = [](const IpAddress& ip) { return [&ip](const Cidr& c) { return cidr_holds(c, ip); }; };
-  if (!field_holds("destination_ip", "destination_ips", [&] { return s.destination_ip.to_string(); }, m.destination_ips,
-                   m.not_destination_ips, ip_pred(s.destination_ip), why)) {
+  auto ip_pred = [](const IpAddress& ip) {
+    return [&ip](const Cidr& c) { return cidr_holds(c, ip); };
+  };
+  if (!field_holds(
+          "destination_ip", "destination_ips", [&] { return s.destination_ip.to_string(); },
+          m.destination_ips, m.not_destination_ips, ip_pred(s.destination_ip), why)) {
     return false;
   }
-  if (!field_holds("source_ip", "source_ips", [&] { return s.source_ip.to_string(); }, m.source_ips, m.not_source_ips,
-                   ip_pred(s.source_ip), why)) {
+  if (!field_holds(
+          "source_ip", "source_ips", [&] { return s.source_ip.to_string(); }, m.source_ips,
+          m.not_source_ips, ip_pred(s.source_ip), why)) {
     return false;
   }
-  if (!field_holds("destination_port", "destination_ports", [&] { return std::to_string(s.port); }, m.destination_ports,
-                   m.not_destination_ports, [&](uint16_t p) { return p == s.port; }, why)) {
+  if (!field_holds(
+          "destination_port", "destination_ports", [&] { return std::to_string(s.port); },
+          m.destination_ports, m.not_destination_ports, [&](uint16_t p) { return p == s.port; },
+          why)) {
     return false;
   }
-  if (!field_holds("service_account", "service_accounts",
-                   [&] { return quoted_or_none(s, fmt::format("{}/{}", s.namespace_, s.service_account)); },
-                   m.service_accounts, m.not_service_accounts,
-                   [&](const ServiceAccountMatch& sa) { return service_account_holds(sa, s); }, why)) {
+  if (!field_holds(
+          "service_account", "service_accounts",
+          [&] { return quoted_or_none(s, fmt::format("{}/{}", s.namespace_, s.service_account)); },
+          m.service_accounts, m.not_service_accounts,
+          [&](const ServiceAccountMatch& sa) { return service_account_holds(sa, s); }, why)) {
     return false;
   }
-  if (!field_holds("principal", "principals", [&] { return quoted_or_none(s, s.principal); }, m.principals, m.not_principals,
-                   [&](const StringMatch& p) { return principal_holds(p, s); }, why)) {
+  if (!field_holds(
+          "principal", "principals", [&] { return quoted_or_none(s, s.principal); }, m.principals,
+          m.not_principals, [&](const StringMatch& p) { return principal_holds(p, s); }, why)) {
     return false;
   }
-  if (!field_holds("namespace", "namespaces", [&] { return quoted_or_none(s, s.namespace_); }, m.namespaces, m.not_namespaces,
-                   [&](const StringMatch& n) { return n.matches(s.namespace_); }, why)) {
+  if (!field_holds(
+          "namespace", "namespaces", [&] { return quoted_or_none(s, s.namespace_); }, m.namespaces,
+          m.not_namespaces, [&](const StringMatch& n) { return n.matches(s.namespace_); }, why)) {
     return false;
   }
   return true;
@@ -203,7 +212,8 @@ bool clause_holds(const state::Clause& clause, const Subject& s, std::string* de
 
 // Rules ORed, clauses ANDed. With `steps`, records the matching rule's
 // clauses, or for each rule the first clause that failed.
-bool policy_matches(const state::Policy& policy, const Subject& s, std::vector<std::string>* steps) {
+bool policy_matches(const state::Policy& policy, const Subject& s,
+                    std::vector<std::string>* steps) {
   if (policy.rules.empty()) {
     if (steps) steps->push_back("no rules: matches nothing");
     return false;
@@ -246,9 +256,9 @@ Decision decide(std::span<const state::PolicyPtr> policies, const Subject& s,
     if (!p) continue;
     // explain() evaluates every policy so operators see each one; evaluate()
     // stops looking once the outcome can no longer change.
-    const bool needed = traces || p->dry_run ||
-                        (p->action == PolicyAction::kDeny ? deny == nullptr
-                                                          : deny == nullptr && allow == nullptr);
+    const bool needed =
+        traces || p->dry_run ||
+        (p->action == PolicyAction::kDeny ? deny == nullptr : deny == nullptr && allow == nullptr);
     if (!p->dry_run && p->action == PolicyAction::kAllow) any_allow = true;
     if (!needed) continue;
     PolicyTrace* trace = nullptr;
@@ -343,7 +353,8 @@ Explanation explain(const state::Snapshot& snapshot, const state::Workload& dest
 }
 
 std::string Explanation::to_text() const {
-  std::string out = fmt::format("{}: {}\n", decision.allowed ? "allowed" : "denied", decision.reason);
+  std::string out =
+      fmt::format("{}: {}\n", decision.allowed ? "allowed" : "denied", decision.reason);
   if (policies.empty()) out += "no policies apply\n";
   for (const auto& p : policies) {
     out += fmt::format("policy {} ({}{}): {}\n", p.policy, state::enum_name(p.action),

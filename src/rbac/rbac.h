@@ -19,7 +19,8 @@ namespace ztunnel::rbac {
 
 // The attributes of one inbound connection a decision is made on.
 struct Connection {
-  std::optional<state::Identity> source_identity;  // none for plaintext: no principal, namespace or service account
+  // None for plaintext: no principal, namespace or service account.
+  std::optional<state::Identity> source_identity;
   state::IpAddress source_ip;
   state::IpAddress destination_ip;
   uint16_t destination_port = 0;
