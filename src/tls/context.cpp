@@ -285,6 +285,32 @@ bssl::UniquePtr<SSL> ClientContext::new_ssl(std::vector<state::Identity> expecte
   return ssl;
 }
 
+core::Result<std::shared_ptr<const ClientContext>> ClientContextCache::get(
+    const std::shared_ptr<const WorkloadCertificate>& cert) {
+  if (!cert) return core::make_error("no workload certificate");
+  {
+    std::lock_guard lock(mutex_);
+    auto it = contexts_.find(cert->identity());
+    if (it != contexts_.end() && it->second->certificate() == cert) return it->second;
+  }
+  // Built outside the lock: two threads racing on a rotation both build, and
+  // the later one wins; either context is valid for the new certificate.
+  auto context = ClientContext::create(cert, options_);
+  if (!context) return context.error();
+  const TimePoint now = options_.clock ? options_.clock() : std::chrono::system_clock::now();
+  std::lock_guard lock(mutex_);
+  std::erase_if(contexts_, [&](const auto& entry) {
+    return entry.first != cert->identity() && entry.second->certificate()->expired(now);
+  });
+  contexts_[cert->identity()] = *context;
+  return *context;
+}
+
+std::size_t ClientContextCache::size() const {
+  std::lock_guard lock(mutex_);
+  return contexts_.size();
+}
+
 bool set_expected_identities(SSL* ssl, std::vector<state::Identity> expected) {
   return replace_ex_data(ssl, slots().expected,
                          new std::vector<state::Identity>(std::move(expected)));
