@@ -5,6 +5,8 @@
 #include <openssl/bytestring.h>
 #include <openssl/err.h>
 #include <openssl/nid.h>
+#include <openssl/pool.h>
+#include <openssl/x509.h>
 
 #include <cstring>
 
@@ -197,13 +199,24 @@ std::string ssl_error_text() {
   return buf;
 }
 
+bssl::UniquePtr<CRYPTO_BUFFER> der_buffer(X509* cert) {
+  uint8_t* der = nullptr;
+  const int len = i2d_X509(cert, &der);
+  if (len <= 0) return nullptr;
+  bssl::UniquePtr<uint8_t> owned(der);
+  return bssl::UniquePtr<CRYPTO_BUFFER>(
+      CRYPTO_BUFFER_new(der, static_cast<std::size_t>(len), nullptr));
+}
+
 // Everything both sides share: versions, suites, groups, our certificate,
 // no session resumption, and the verify callback.
 core::Result<bssl::UniquePtr<SSL_CTX>> new_base_context(
     const std::shared_ptr<const WorkloadCertificate>& cert, const TlsOptions& options,
     PeerRole peer_role) {
   if (!cert) return core::make_error("no workload certificate");
-  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  // Buffers, not X509: verify_cb parses the peer's chain itself, so the X509
+  // copies TLS_method would also parse for every handshake are never needed.
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_with_buffers_method()));
   if (!ctx) return core::make_error("SSL_CTX_new: " + ssl_error_text());
   auto fail = [](std::string_view what) {
     return core::make_error(fmt::format("{}: {}", what, ssl_error_text()));
@@ -216,14 +229,22 @@ core::Result<bssl::UniquePtr<SSL_CTX>> new_base_context(
   if (!SSL_CTX_set_strict_cipher_list(ctx.get(), kTls12Ciphers)) return fail("TLS 1.2 ciphers");
   if (!SSL_CTX_set1_curves_list(ctx.get(), kCurves)) return fail("key exchange groups");
 
-  if (!SSL_CTX_use_certificate(ctx.get(), cert->leaf()) ||
-      !SSL_CTX_use_PrivateKey(ctx.get(), cert->private_key())) {
+  // The chain as DER buffers: with TLS_with_buffers_method BoringSSL never
+  // builds X509 objects (it checks that the key fits the leaf here).
+  std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> owned;
+  std::vector<CRYPTO_BUFFER*> chain;
+  owned.push_back(der_buffer(cert->leaf()));
+  for (const auto& intermediate : cert->intermediates()) {
+    owned.push_back(der_buffer(intermediate.get()));
+  }
+  for (const auto& b : owned) {
+    if (!b) return fail("encoding the certificate chain");
+    chain.push_back(b.get());
+  }
+  if (!SSL_CTX_set_chain_and_key(ctx.get(), chain.data(), chain.size(), cert->private_key(),
+                                 nullptr)) {
     return fail("installing the workload certificate");
   }
-  for (const auto& intermediate : cert->intermediates()) {
-    if (!SSL_CTX_add1_chain_cert(ctx.get(), intermediate.get())) return fail("certificate chain");
-  }
-  if (!SSL_CTX_check_private_key(ctx.get())) return fail("private key");
 
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
