@@ -167,10 +167,15 @@ asio::awaitable<error_code> TlsTransport::drive_handshake() {
   for (;;) {
     ERR_clear_error();
     const int ret = SSL_do_handshake(ssl_.get());
+    // Classify before flush() suspends: the error queue is per thread, and
+    // another connection's coroutine on this thread clears it meanwhile.
+    const bool want_read = ret != 1 && SSL_get_error(ssl_.get(), ret) == SSL_ERROR_WANT_READ;
+    const error_code failure = ret == 1 || want_read ? error_code{} : ssl_error(ret);
     // Send what BoringSSL produced, including a fatal alert before we give up.
-    if (error_code ec = co_await flush()) co_return ec;
+    const error_code sent = co_await flush();
+    if (failure) co_return failure;
+    if (sent) co_return sent;
     if (ret == 1) co_return error_code{};
-    if (SSL_get_error(ssl_.get(), ret) != SSL_ERROR_WANT_READ) co_return ssl_error(ret);
     if (peer_eof_) co_return asio::error::eof;
     if (error_code ec = co_await fill()) {
       if (ec != asio::error::eof) co_return ec;
