@@ -22,7 +22,12 @@
 //     not offer h2 (before any signature work); the client fails unless the
 //     server selected h2.
 //   - No SNI, no session resumption (no cache, no tickets), a client
-//     certificate is required, verification is tls::verify_peer_chain.
+//     certificate is required, verification is tls::verify_peer_chain's
+//     rules; a context remembers the peer chains it verified
+//     (VerifiedChainCache), so a peer reconnecting with the same chain
+//     skips the chain's signature checks but not the identity rules.
+//   - BoringSSL holds certificates as DER buffers (TLS_with_buffers_method):
+//     X509 APIs on these contexts and their SSLs are not available.
 #pragma once
 
 #include <openssl/ssl.h>
