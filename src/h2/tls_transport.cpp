@@ -91,7 +91,7 @@ TlsTransport::TlsTransport(asio::ip::tcp::socket socket, bssl::UniquePtr<SSL> ss
 TlsTransport::~TlsTransport() = default;
 
 std::size_t TlsTransport::buffered_capacity() const {
-  return (in_ ? kReadBytes : 0) + pending_.capacity() + inflight_.capacity();
+  return (in_ ? in_capacity_ : 0) + pending_.capacity() + inflight_.capacity();
 }
 
 void TlsTransport::close() noexcept {
@@ -101,29 +101,33 @@ void TlsTransport::close() noexcept {
 
 // --- socket side ----------------------------------------------------------------
 
-asio::awaitable<error_code> TlsTransport::fill() {
+asio::awaitable<error_code> TlsTransport::fill(bool handshaking) {
   if (in_head_ == in_tail_) in_head_ = in_tail_ = 0;
-  if (drained_) {
+  if (drained_ && !handshaking) {
     // Idle connections hold no input buffer (BoringSSL has taken every byte).
     if (in_head_ == in_tail_) in_.reset();
     auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_nothrow);
     if (ec) co_return ec;
   }
+  const std::size_t capacity = bulk_ ? kReadBytes : kSmallReadBytes;
+  if (in_ && in_head_ == in_tail_ && in_capacity_ < capacity) in_.reset();
   if (!in_) {
-    in_ = std::make_unique_for_overwrite<std::uint8_t[]>(kReadBytes);
+    in_ = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+    in_capacity_ = capacity;
     in_head_ = in_tail_ = 0;
-  } else if (in_tail_ == kReadBytes) {
+  } else if (in_tail_ == in_capacity_) {
     // Never happens with BoringSSL (WANT_READ means it took every byte), but
     // a full buffer must not turn into a zero-length read.
     std::memmove(in_.get(), in_.get() + in_head_, in_tail_ - in_head_);
     in_tail_ -= in_head_;
     in_head_ = 0;
   }
-  const std::size_t room = kReadBytes - in_tail_;
+  const std::size_t room = in_capacity_ - in_tail_;
   auto [ec, n] =
       co_await socket_.async_read_some(asio::buffer(in_.get() + in_tail_, room), use_nothrow);
   in_tail_ += n;
   drained_ = n < room;
+  if (!drained_) bulk_ = true;
   co_return ec;
 }
 
@@ -167,12 +171,17 @@ asio::awaitable<error_code> TlsTransport::drive_handshake() {
   for (;;) {
     ERR_clear_error();
     const int ret = SSL_do_handshake(ssl_.get());
+    // Classify before flush() suspends: the error queue is per thread, and
+    // another connection's coroutine on this thread clears it meanwhile.
+    const bool want_read = ret != 1 && SSL_get_error(ssl_.get(), ret) == SSL_ERROR_WANT_READ;
+    const error_code failure = ret == 1 || want_read ? error_code{} : ssl_error(ret);
     // Send what BoringSSL produced, including a fatal alert before we give up.
-    if (error_code ec = co_await flush()) co_return ec;
+    const error_code sent = co_await flush();
+    if (failure) co_return failure;
+    if (sent) co_return sent;
     if (ret == 1) co_return error_code{};
-    if (SSL_get_error(ssl_.get(), ret) != SSL_ERROR_WANT_READ) co_return ssl_error(ret);
     if (peer_eof_) co_return asio::error::eof;
-    if (error_code ec = co_await fill()) {
+    if (error_code ec = co_await fill(/*handshaking=*/true)) {
       if (ec != asio::error::eof) co_return ec;
       peer_eof_ = true;
     }

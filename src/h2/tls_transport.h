@@ -17,7 +17,8 @@
 //
 // Memory while idle: the ciphertext input buffer is freed whenever a read
 // finds the socket drained (as net::copy does), the output buffers when a
-// write was small; BoringSSL frees its record buffers when empty.
+// write was small; BoringSSL frees its record buffers when empty. The input
+// buffer is kSmallReadBytes until a recv fills it, kReadBytes after.
 //
 // Cancellation: read_some, write and handshake honour terminal cancellation
 // of the awaiting coroutine (forwarded to the socket operation). A cancelled
@@ -47,6 +48,11 @@ class TlsTransport final : public Transport {
  public:
   // Ciphertext read per recv; output flushed once this much is sealed.
   static constexpr std::size_t kReadBytes = 128u << 10;
+  // Until a recv fills it, the input buffer is this small (one full TLS 1.3
+  // record): handshake flights, the h2 preface and small requests fit, and a
+  // connection that never moves bulk data never allocates kReadBytes (glibc
+  // consolidates its heap on every free that large).
+  static constexpr std::size_t kSmallReadBytes = (16u << 10) + 256;
   static constexpr std::size_t kFlushBytes = 256u << 10;
 
   enum class Role { kClient, kServer };
@@ -82,7 +88,10 @@ class TlsTransport final : public Transport {
 
  private:
   boost::asio::awaitable<boost::system::error_code> drive_handshake();
-  boost::asio::awaitable<boost::system::error_code> fill();
+  // `handshaking`: recv at once (asio tries it before polling), without
+  // first waiting for readability: a flight is expected, the connection is
+  // not idle, and the wait costs an epoll_ctl.
+  boost::asio::awaitable<boost::system::error_code> fill(bool handshaking = false);
   boost::asio::awaitable<boost::system::error_code> flush();
   boost::system::error_code ssl_error(int ret);
 
@@ -97,6 +106,8 @@ class TlsTransport final : public Transport {
   std::unique_ptr<std::uint8_t[]> in_;
   std::size_t in_head_ = 0;
   std::size_t in_tail_ = 0;
+  std::size_t in_capacity_ = 0;  // of in_ when allocated
+  bool bulk_ = false;     // a recv has filled in_: read kReadBytes from now on
   bool drained_ = true;   // the last recv did not fill in_: wait before allocating
   bool peer_eof_ = false;  // the socket reached EOF; BoringSSL sees it as a 0 read
   // Sealed records not yet sent, and the batch a write is sending now.

@@ -305,7 +305,7 @@ TEST_CASE("TlsTransport handshake: rejections and deadlines as tls::handshake re
       auto [s, c] = co_await (server.handshake(TlsTransport::Role::kServer, 5s) &&
                               client.handshake(TlsTransport::Role::kClient, 5s));
       (void)c;
-      CHECK(s.error == tls::Errc::kNoPeerCertificate);
+      CHECK_MESSAGE(s.error == tls::Errc::kNoPeerCertificate, s.detail);
       CHECK_FALSE(server.socket().is_open());
     });
   }

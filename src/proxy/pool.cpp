@@ -163,12 +163,14 @@ void HbonePool::shutdown() {
 }
 
 HboneConnector make_hbone_connector(ConnectorInputs inputs) {
-  return [inputs = std::move(inputs)](PoolKey key) -> asio::awaitable<core::Result<h2::ClientSession>> {
+  // Shared by copies of the connector; the cache locks, so any thread may connect.
+  auto contexts = std::make_shared<tls::ClientContextCache>(inputs.tls);
+  return [inputs = std::move(inputs), contexts = std::move(contexts)](
+             PoolKey key) -> asio::awaitable<core::Result<h2::ClientSession>> {
     auto cert = inputs.certificates->fetch(key.source);
     if (!cert) co_return core::make_error("no certificate for " + key.source.to_spiffe() + ": " +
                                           cert.error().message);
-    // Contexts are cheap next to a handshake; a per-identity cache can come later.
-    auto context = tls::make_client_context(*cert, inputs.tls);
+    auto context = contexts->get(*cert);
     if (!context) co_return context.error();
     auto socket = co_await inputs.sockets->connect(key.destination, key.source_ip);
     if (!socket) co_return core::make_error("connect " + key.destination.address().to_string() + ":" +

@@ -5,8 +5,12 @@
 #include <openssl/bytestring.h>
 #include <openssl/err.h>
 #include <openssl/nid.h>
+#include <openssl/pool.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include <cstring>
+#include <optional>
 
 #include "tls/verify.h"
 
@@ -26,7 +30,25 @@ struct ContextConfig {
   PeerRole peer_role = PeerRole::kClient;
   std::shared_ptr<const WorkloadCertificate> cert;
   std::function<TimePoint()> clock;
+  // Peers reconnecting with the same chain skip its verification (this
+  // context's trust store and role are fixed, so its verdict is too).
+  VerifiedChainCache verified;
 };
+
+VerifiedChainCache::Key chain_key(const STACK_OF(CRYPTO_BUFFER)* buffers) {
+  SHA256_CTX sha;
+  SHA256_Init(&sha);
+  for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(buffers); ++i) {
+    const CRYPTO_BUFFER* b = sk_CRYPTO_BUFFER_value(buffers, i);
+    // Length-prefixed, so that certificate boundaries are part of the key.
+    const uint64_t len = CRYPTO_BUFFER_len(b);
+    SHA256_Update(&sha, &len, sizeof(len));
+    SHA256_Update(&sha, CRYPTO_BUFFER_data(b), len);
+  }
+  VerifiedChainCache::Key key;
+  SHA256_Final(key.data(), &sha);
+  return key;
+}
 
 template <class T>
 void free_ex_data(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*index*/,
@@ -134,11 +156,15 @@ ssl_verify_result_t reject(SSL* ssl, uint8_t* out_alert, Rejection r) noexcept {
   return ssl_verify_invalid;
 }
 
+Checked<VerifiedChain> verify_buffers(const STACK_OF(CRYPTO_BUFFER)* buffers,
+                                      const VerifyPolicy& policy) noexcept;
+
 // The single gate for every peer: cipher, ALPN, then the certificate chain and
-// SPIFFE identity (verify_peer_chain). In TLS 1.3 and 1.2 alike the cipher and
-// ALPN are settled before the peer's Certificate arrives, so all are known here.
+// SPIFFE identity (verify_peer_chain's rules; the chain's verdict is
+// remembered per context). In TLS 1.3 and 1.2 alike the cipher and ALPN are
+// settled before the peer's Certificate arrives, so all are known here.
 ssl_verify_result_t verify_cb(SSL* ssl, uint8_t* out_alert) noexcept {
-  const auto* config = static_cast<const ContextConfig*>(
+  auto* config = static_cast<ContextConfig*>(
       SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), slots().ctx_config));
   if (config == nullptr) return reject(ssl, out_alert, {Errc::kInternal, "context not configured"});
 
@@ -156,21 +182,6 @@ ssl_verify_result_t verify_cb(SSL* ssl, uint8_t* out_alert) noexcept {
                                                  selected_alpn(ssl))});
   }
 
-  const STACK_OF(CRYPTO_BUFFER)* buffers = SSL_get0_peer_certificates(ssl);
-  std::vector<X509Ptr> owned;
-  std::vector<X509*> chain;
-  for (size_t i = 0; buffers != nullptr && i < sk_CRYPTO_BUFFER_num(buffers); ++i) {
-    X509Ptr cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(buffers, i)));
-    if (!cert) {
-      ERR_clear_error();
-      return reject(ssl, out_alert,
-                    {Errc::kMalformedCertificate,
-                     fmt::format("peer certificate {} does not parse", i)});
-    }
-    chain.push_back(cert.get());
-    owned.push_back(std::move(cert));
-  }
-
   const auto* expected =
       static_cast<const std::vector<state::Identity>*>(SSL_get_ex_data(ssl, slots().expected));
   VerifyPolicy policy;
@@ -180,12 +191,42 @@ ssl_verify_result_t verify_cb(SSL* ssl, uint8_t* out_alert) noexcept {
   if (expected != nullptr) policy.expected = *expected;
   policy.now = config->clock ? config->clock() : std::chrono::system_clock::now();
 
-  auto verdict = verify_peer_chain(chain, policy);
-  if (!verdict) return reject(ssl, out_alert, std::move(verdict.error()));
-  if (!replace_ex_data(ssl, slots().peer, new state::Identity(std::move(*verdict)))) {
+  const STACK_OF(CRYPTO_BUFFER)* buffers = SSL_get0_peer_certificates(ssl);
+  std::optional<VerifiedChainCache::Key> key;
+  if (buffers != nullptr && sk_CRYPTO_BUFFER_num(buffers) > 0) key = chain_key(buffers);
+  std::optional<state::Identity> identity;
+  if (key) identity = config->verified.find(*key, policy.now);
+  if (!identity) {
+    auto verified = verify_buffers(buffers, policy);
+    if (!verified) return reject(ssl, out_alert, std::move(verified.error()));
+    identity = verified->identity;
+    if (key) config->verified.insert(*key, std::move(*verified));
+  }
+  if (auto ok = check_peer_identity(*identity, policy); !ok) {
+    return reject(ssl, out_alert, std::move(ok.error()));
+  }
+  if (!replace_ex_data(ssl, slots().peer, new state::Identity(std::move(*identity)))) {
     return reject(ssl, out_alert, {Errc::kInternal, "cannot store the peer identity"});
   }
   return ssl_verify_ok;
+}
+
+// Rules 1-3 of verify_peer_chain on the peer's certificates as received.
+Checked<VerifiedChain> verify_buffers(const STACK_OF(CRYPTO_BUFFER)* buffers,
+                                      const VerifyPolicy& policy) noexcept {
+  std::vector<X509Ptr> owned;
+  std::vector<X509*> chain;
+  for (size_t i = 0; buffers != nullptr && i < sk_CRYPTO_BUFFER_num(buffers); ++i) {
+    X509Ptr cert(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(buffers, i)));
+    if (!cert) {
+      ERR_clear_error();
+      return Rejection{Errc::kMalformedCertificate,
+                       fmt::format("peer certificate {} does not parse", i)};
+    }
+    chain.push_back(cert.get());
+    owned.push_back(std::move(cert));
+  }
+  return verify_chain_identity(chain, policy);
 }
 
 std::string ssl_error_text() {
@@ -197,13 +238,24 @@ std::string ssl_error_text() {
   return buf;
 }
 
+bssl::UniquePtr<CRYPTO_BUFFER> der_buffer(X509* cert) {
+  uint8_t* der = nullptr;
+  const int len = i2d_X509(cert, &der);
+  if (len <= 0) return nullptr;
+  bssl::UniquePtr<uint8_t> owned(der);
+  return bssl::UniquePtr<CRYPTO_BUFFER>(
+      CRYPTO_BUFFER_new(der, static_cast<std::size_t>(len), nullptr));
+}
+
 // Everything both sides share: versions, suites, groups, our certificate,
 // no session resumption, and the verify callback.
 core::Result<bssl::UniquePtr<SSL_CTX>> new_base_context(
     const std::shared_ptr<const WorkloadCertificate>& cert, const TlsOptions& options,
     PeerRole peer_role) {
   if (!cert) return core::make_error("no workload certificate");
-  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  // Buffers, not X509: verify_cb parses the peer's chain itself, so the X509
+  // copies TLS_method would also parse for every handshake are never needed.
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_with_buffers_method()));
   if (!ctx) return core::make_error("SSL_CTX_new: " + ssl_error_text());
   auto fail = [](std::string_view what) {
     return core::make_error(fmt::format("{}: {}", what, ssl_error_text()));
@@ -216,14 +268,22 @@ core::Result<bssl::UniquePtr<SSL_CTX>> new_base_context(
   if (!SSL_CTX_set_strict_cipher_list(ctx.get(), kTls12Ciphers)) return fail("TLS 1.2 ciphers");
   if (!SSL_CTX_set1_curves_list(ctx.get(), kCurves)) return fail("key exchange groups");
 
-  if (!SSL_CTX_use_certificate(ctx.get(), cert->leaf()) ||
-      !SSL_CTX_use_PrivateKey(ctx.get(), cert->private_key())) {
+  // The chain as DER buffers: with TLS_with_buffers_method BoringSSL never
+  // builds X509 objects (it checks that the key fits the leaf here).
+  std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> owned;
+  std::vector<CRYPTO_BUFFER*> chain;
+  owned.push_back(der_buffer(cert->leaf()));
+  for (const auto& intermediate : cert->intermediates()) {
+    owned.push_back(der_buffer(intermediate.get()));
+  }
+  for (const auto& b : owned) {
+    if (!b) return fail("encoding the certificate chain");
+    chain.push_back(b.get());
+  }
+  if (!SSL_CTX_set_chain_and_key(ctx.get(), chain.data(), chain.size(), cert->private_key(),
+                                 nullptr)) {
     return fail("installing the workload certificate");
   }
-  for (const auto& intermediate : cert->intermediates()) {
-    if (!SSL_CTX_add1_chain_cert(ctx.get(), intermediate.get())) return fail("certificate chain");
-  }
-  if (!SSL_CTX_check_private_key(ctx.get())) return fail("private key");
 
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
@@ -232,7 +292,7 @@ core::Result<bssl::UniquePtr<SSL_CTX>> new_base_context(
   if (peer_role == PeerRole::kClient) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
   SSL_CTX_set_custom_verify(ctx.get(), mode, verify_cb);
 
-  auto* config = new ContextConfig{peer_role, cert, options.clock};
+  auto* config = new ContextConfig{peer_role, cert, options.clock, {}};
   if (!SSL_CTX_set_ex_data(ctx.get(), slots().ctx_config, config)) {
     delete config;
     return fail("SSL_CTX_set_ex_data");
@@ -283,6 +343,32 @@ bssl::UniquePtr<SSL> ClientContext::new_ssl(std::vector<state::Identity> expecte
   SSL_set_connect_state(ssl.get());
   if (!set_expected_identities(ssl.get(), std::move(expected))) return nullptr;
   return ssl;
+}
+
+core::Result<std::shared_ptr<const ClientContext>> ClientContextCache::get(
+    const std::shared_ptr<const WorkloadCertificate>& cert) {
+  if (!cert) return core::make_error("no workload certificate");
+  {
+    std::lock_guard lock(mutex_);
+    auto it = contexts_.find(cert->identity());
+    if (it != contexts_.end() && it->second->certificate() == cert) return it->second;
+  }
+  // Built outside the lock: two threads racing on a rotation both build, and
+  // the later one wins; either context is valid for the new certificate.
+  auto context = ClientContext::create(cert, options_);
+  if (!context) return context.error();
+  const TimePoint now = options_.clock ? options_.clock() : std::chrono::system_clock::now();
+  std::lock_guard lock(mutex_);
+  std::erase_if(contexts_, [&](const auto& entry) {
+    return entry.first != cert->identity() && entry.second->certificate()->expired(now);
+  });
+  contexts_[cert->identity()] = *context;
+  return *context;
+}
+
+std::size_t ClientContextCache::size() const {
+  std::lock_guard lock(mutex_);
+  return contexts_.size();
 }
 
 bool set_expected_identities(SSL* ssl, std::vector<state::Identity> expected) {

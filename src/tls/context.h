@@ -22,14 +22,21 @@
 //     not offer h2 (before any signature work); the client fails unless the
 //     server selected h2.
 //   - No SNI, no session resumption (no cache, no tickets), a client
-//     certificate is required, verification is tls::verify_peer_chain.
+//     certificate is required, verification is tls::verify_peer_chain's
+//     rules; a context remembers the peer chains it verified
+//     (VerifiedChainCache), so a peer reconnecting with the same chain
+//     skips the chain's signature checks but not the identity rules.
+//   - BoringSSL holds certificates as DER buffers (TLS_with_buffers_method):
+//     X509 APIs on these contexts and their SSLs are not available.
 #pragma once
 
 #include <openssl/ssl.h>
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/error.h"
@@ -85,6 +92,29 @@ class ClientContext {
   ClientContext() = default;
   bssl::UniquePtr<SSL_CTX> ctx_;
   std::shared_ptr<const WorkloadCertificate> cert_;
+};
+
+// Client contexts by local identity, so that a new HBONE connection costs only
+// its handshake. An entry is rebuilt when the provider hands out a different
+// certificate for its identity (rotation makes a new WorkloadCertificate, the
+// same check Inbound makes for its server context); SSLs already made keep
+// their old context alive. Entries whose certificate has expired are dropped
+// when another identity's context is built, so identities that went away do
+// not pile up. Thread-safe: a lock held only to look up or swap an entry,
+// never while building a context.
+class ClientContextCache {
+ public:
+  explicit ClientContextCache(TlsOptions options = {}) : options_(std::move(options)) {}
+
+  core::Result<std::shared_ptr<const ClientContext>> get(
+      const std::shared_ptr<const WorkloadCertificate>& cert);
+
+  std::size_t size() const;
+
+ private:
+  TlsOptions options_;
+  mutable std::mutex mutex_;
+  std::map<state::Identity, std::shared_ptr<const ClientContext>> contexts_;
 };
 
 inline core::Result<std::shared_ptr<const ServerContext>> make_server_context(

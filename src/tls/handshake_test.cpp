@@ -327,6 +327,53 @@ TEST_CASE("an expired server certificate is rejected by the client") {
   CHECK(out.client.error == Errc::kCertificateExpired);
 }
 
+// --- the verified-chain cache: a repeated chain skips verification, never the rules ---
+
+TEST_CASE("a client reconnecting with the same certificate is accepted again") {
+  Mesh mesh;
+  auto server = mesh.server();
+  for (int i = 0; i < 3; ++i) {
+    auto out = run(handshake_pair(server, mesh.client_ssl()));
+    REQUIRE_MESSAGE(out.server, out.server.detail);
+    CHECK(out.server.peer_identity == mesh.client_cert->identity());
+  }
+}
+
+TEST_CASE("a cached server chain is still checked against each connection's expected identity") {
+  Mesh mesh;
+  auto server = mesh.server();
+  auto client = mesh.client(mesh.client_cert);
+  auto first = run(handshake_pair(server, client->new_ssl({mesh.server_cert->identity()})));
+  REQUIRE_MESSAGE(first.client, first.client.detail);
+  state::Identity someone_else{"cluster.local", "backend", "other-sa"};
+  auto second = run(handshake_pair(server, client->new_ssl({someone_else})));
+  CHECK(second.client.error == Errc::kIdentityNotExpected);
+}
+
+TEST_CASE("a cached client chain is rejected once its certificate has expired") {
+  Mesh mesh;
+  auto now = std::make_shared<TimePoint>(std::chrono::system_clock::now());
+  TlsOptions options;
+  options.clock = [now] { return *now; };
+  auto server = mesh.server(options);
+  auto first = run(handshake_pair(server, mesh.client_ssl()));
+  REQUIRE_MESSAGE(first.server, first.server.detail);
+  *now = mesh.client_cert->not_after() + 1h;
+  auto second = run(handshake_pair(server, mesh.client_ssl()));
+  CHECK(second.server.error == Errc::kCertificateExpired);
+}
+
+TEST_CASE("a cached chain does not let a client from another trust domain in") {
+  Mesh mesh;
+  auto server = mesh.server();
+  auto foreign = testing::workload(mesh.ca, spiffe("frontend", "client-sa", "other.domain"));
+  for (int i = 0; i < 2; ++i) {
+    auto ssl = mesh.client(foreign)->new_ssl({mesh.server_cert->identity()});
+    auto out = run(handshake_pair(server, std::move(ssl)));
+    CHECK(out.server.error == Errc::kTrustDomainMismatch);
+  }
+}
+
 // --- interop with the openssl CLI (OpenSSL 3), a peer we did not write ---
 
 struct Command {

@@ -30,7 +30,9 @@ Rejection chain_rejection(int err, int depth) {
   }
 }
 
-Checked<void> verify_chain(std::span<X509* const> chain, const VerifyPolicy& policy) {
+// On success, the window in which every certificate on the built path is valid.
+Checked<std::pair<TimePoint, TimePoint>> verify_chain(std::span<X509* const> chain,
+                                                      const VerifyPolicy& policy) {
   bssl::UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
   bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
   if (!untrusted || !ctx) return Rejection{Errc::kInternal, "out of memory"};
@@ -52,7 +54,14 @@ Checked<void> verify_chain(std::span<X509* const> chain, const VerifyPolicy& pol
     return chain_rejection(X509_STORE_CTX_get_error(ctx.get()),
                            X509_STORE_CTX_get_error_depth(ctx.get()));
   }
-  return {};
+  std::pair<TimePoint, TimePoint> window{TimePoint::min(), TimePoint::max()};
+  STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(ctx.get());
+  for (size_t i = 0; path != nullptr && i < sk_X509_num(path); ++i) {
+    const X509& c = *sk_X509_value(path, i);
+    window.first = std::max(window.first, not_before(c));
+    window.second = std::min(window.second, not_after(c));
+  }
+  return window;
 }
 
 Checked<void> check_leaf_is_end_entity(X509* leaf) {
@@ -87,32 +96,67 @@ std::string join_identities(std::span<const state::Identity> ids) {
 
 }  // namespace
 
-Checked<state::Identity> verify_peer_chain(std::span<X509* const> chain,
-                                           const VerifyPolicy& policy) noexcept {
+Checked<VerifiedChain> verify_chain_identity(std::span<X509* const> chain,
+                                             const VerifyPolicy& policy) noexcept {
   if (chain.empty() || chain.front() == nullptr) {
     return Rejection{Errc::kNoPeerCertificate, "peer presented no certificate"};
   }
   if (policy.trust_store == nullptr) return Rejection{Errc::kInternal, "no trust bundle"};
-  if (auto ok = verify_chain(chain, policy); !ok) return ok.error();
+  auto window = verify_chain(chain, policy);
+  if (!window) return window.error();
   X509* leaf = chain.front();
   if (auto ok = check_leaf_is_end_entity(leaf); !ok) return ok.error();
   auto identity = identity_from(*leaf);
   if (!identity) return identity.error();
+  return VerifiedChain{std::move(*identity), window->first, window->second};
+}
 
+Checked<void> check_peer_identity(const state::Identity& identity,
+                                  const VerifyPolicy& policy) noexcept {
   if (policy.peer_role == PeerRole::kClient) {
-    if (identity->trust_domain != policy.local_trust_domain) {
+    if (identity.trust_domain != policy.local_trust_domain) {
       return Rejection{Errc::kTrustDomainMismatch,
-                       fmt::format("client {} is not in trust domain {}", identity->to_spiffe(),
+                       fmt::format("client {} is not in trust domain {}", identity.to_spiffe(),
                                    policy.local_trust_domain)};
     }
-  } else if (std::find(policy.expected.begin(), policy.expected.end(), *identity) ==
+  } else if (std::find(policy.expected.begin(), policy.expected.end(), identity) ==
              policy.expected.end()) {
     // Same wording as Istio's ztunnel so operators can grep for it.
     return Rejection{Errc::kIdentityNotExpected,
                      fmt::format("peer did not present the expected SAN ({}), got {}",
-                                 join_identities(policy.expected), identity->to_spiffe())};
+                                 join_identities(policy.expected), identity.to_spiffe())};
   }
-  return std::move(*identity);
+  return {};
+}
+
+Checked<state::Identity> verify_peer_chain(std::span<X509* const> chain,
+                                           const VerifyPolicy& policy) noexcept {
+  auto verified = verify_chain_identity(chain, policy);
+  if (!verified) return verified.error();
+  if (auto ok = check_peer_identity(verified->identity, policy); !ok) return ok.error();
+  return std::move(verified->identity);
+}
+
+std::optional<state::Identity> VerifiedChainCache::find(const Key& key, TimePoint now) const {
+  std::lock_guard lock(mutex_);
+  auto it = chains_.find(key);
+  if (it == chains_.end() || now < it->second.not_before || now >= it->second.not_after) {
+    return std::nullopt;
+  }
+  return it->second.identity;
+}
+
+void VerifiedChainCache::insert(const Key& key, VerifiedChain chain) {
+  std::lock_guard lock(mutex_);
+  // Full: start over rather than track recency; the cost of a miss is one
+  // verification, and live peers refill the cache at once.
+  if (chains_.size() >= kCapacity) chains_.clear();
+  chains_.insert_or_assign(key, std::move(chain));
+}
+
+std::size_t VerifiedChainCache::size() const {
+  std::lock_guard lock(mutex_);
+  return chains_.size();
 }
 
 }  // namespace ztunnel::tls

@@ -3,6 +3,11 @@
 
 #include <openssl/x509.h>
 
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -39,5 +44,45 @@ struct VerifyPolicy {
 // terminates.
 Checked<state::Identity> verify_peer_chain(std::span<X509* const> chain,
                                            const VerifyPolicy& policy) noexcept;
+
+// What rules 1-3 established about a chain. They depend only on the chain,
+// the trust store, the role and the time, so the result holds for the same
+// chain, store and role at any instant in [not_before, not_after]: the
+// intersection of the validity periods of every certificate on the path
+// built (the trust anchor's included).
+struct VerifiedChain {
+  state::Identity identity;
+  TimePoint not_before;
+  TimePoint not_after;
+};
+Checked<VerifiedChain> verify_chain_identity(std::span<X509* const> chain,
+                                             const VerifyPolicy& policy) noexcept;
+// Rule 4, on an identity from verify_chain_identity.
+Checked<void> check_peer_identity(const state::Identity& identity,
+                                  const VerifyPolicy& policy) noexcept;
+
+// Chains that passed rules 1-3, keyed by a SHA-256 over their certificates
+// (DER, in the order sent), so that a peer presenting the same chain again
+// skips building and checking it: the chain's signature checks are the most
+// expensive step of a handshake after the key exchange. Only successes are
+// kept; an entry answers only inside its validity window. One cache belongs
+// to one trust store and role (a context): a new trust bundle means a new
+// context and an empty cache. Would need flushing if revocation (CRLs) were
+// ever checked. Bounded; when full it starts over. Thread-safe (a lock around
+// the map only).
+class VerifiedChainCache {
+ public:
+  using Key = std::array<std::uint8_t, 32>;
+  static constexpr std::size_t kCapacity = 1024;
+
+  // The identity if `key` verified before and `now` is inside its window.
+  std::optional<state::Identity> find(const Key& key, TimePoint now) const;
+  void insert(const Key& key, VerifiedChain chain);
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<Key, VerifiedChain> chains_;
+};
 
 }  // namespace ztunnel::tls

@@ -264,3 +264,58 @@ TEST_CASE("either of two roots in the trust bundle is trusted") {
 
 }  // namespace
 }  // namespace ztunnel::tls
+
+namespace ztunnel::tls {
+namespace {
+
+TEST_CASE("a verified chain's window is where every certificate on its path is valid") {
+  TestCa root = TestCa::root();
+  TestCa mid = root.intermediate();
+  Us us{testing::workload(root, spiffe("server", "srv")), {}};
+  Leaf leaf = mid.issue(spiffe("client", "cli"));
+  const TimePoint leaf_from = not_before(*leaf.cert);
+  const TimePoint leaf_until = not_after(*leaf.cert);
+  Peer peer = peer_of(mid, std::move(leaf));
+  auto r = verify_chain_identity(peer.chain, us.inbound());
+  REQUIRE(r);
+  CHECK(r->identity == id("client", "cli"));
+  CHECK(r->not_before >= leaf_from);
+  CHECK(r->not_before >= not_before(*mid.cert()));
+  CHECK(r->not_before >= not_before(*root.cert()));
+  CHECK(r->not_after <= leaf_until);
+  CHECK(r->not_after <= not_after(*mid.cert()));
+  CHECK(r->not_after <= not_after(*root.cert()));
+  CHECK(r->not_before <= us.inbound().now);
+  CHECK(us.inbound().now < r->not_after);
+}
+
+TEST_CASE("the verified-chain cache answers only for its key and inside the window") {
+  VerifiedChainCache cache;
+  const TimePoint t0 = std::chrono::system_clock::now();
+  VerifiedChainCache::Key key{};
+  key[0] = 1;
+  VerifiedChainCache::Key other{};
+  other[0] = 2;
+  cache.insert(key, {id("ns", "sa"), t0, t0 + 1h});
+  CHECK(cache.find(key, t0) == id("ns", "sa"));
+  CHECK(cache.find(key, t0 + 59min) == id("ns", "sa"));
+  CHECK_FALSE(cache.find(key, t0 - 1s));
+  CHECK_FALSE(cache.find(key, t0 + 1h));
+  CHECK_FALSE(cache.find(other, t0));
+}
+
+TEST_CASE("the verified-chain cache stays bounded") {
+  VerifiedChainCache cache;
+  const TimePoint t0 = std::chrono::system_clock::now();
+  for (std::size_t i = 0; i <= VerifiedChainCache::kCapacity; ++i) {
+    VerifiedChainCache::Key key{};
+    key[0] = static_cast<std::uint8_t>(i);
+    key[1] = static_cast<std::uint8_t>(i >> 8);
+    cache.insert(key, {id("ns", "sa"), t0, t0 + 1h});
+  }
+  CHECK(cache.size() <= VerifiedChainCache::kCapacity);
+  CHECK(cache.size() >= 1);
+}
+
+}  // namespace
+}  // namespace ztunnel::tls
