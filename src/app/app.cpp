@@ -25,11 +25,14 @@
 #include "identity/builtin_ca.h"
 #include "identity/file_provider.h"
 #include "net/socket.h"
+#include "proxy/authorization.h"
+#include "proxy/connection_tracker.h"
 #include "proxy/hbone_address.h"
 #include "proxy/inbound.h"
 #include "proxy/inbound_plaintext.h"
 #include "proxy/outbound.h"
 #include "proxy/pool.h"
+#include "rbac/rbac.h"
 #include "xds/local_config.h"
 
 namespace ztunnel::app {
@@ -223,6 +226,23 @@ core::Result<App::DedicatedProxy> App::start_dedicated_proxy(boost::asio::io_con
   inputs.sockets = sockets;
   inputs.certificates = certificates;
   inputs.workload = info;
+  // L4 authorization over whatever the store holds when a connection asks.
+  inputs.authorize = [store = &store_](const proxy::AuthorizationRequest& request) {
+    return rbac::authorize(*store->snapshot(), *request.destination_workload,
+                           proxy::rbac_connection(request));
+  };
+  // Open inbound connections are re-checked against every snapshot the store
+  // publishes, on the worker that owns them (the store calls listeners on
+  // the writer's thread).
+  auto connections = std::make_shared<proxy::ConnectionTracker>(config_.authz_policy_info_logging);
+  inputs.connections = connections;
+  store_.add_listener([weak = std::weak_ptr<proxy::ConnectionTracker>(connections),
+                       executor = worker.get_executor()](
+                          const std::shared_ptr<const state::Snapshot>& snapshot) {
+    auto tracker = weak.lock();
+    if (!tracker) return;  // the proxy has stopped
+    boost::asio::post(executor, [tracker, snapshot] { tracker->recheck(*snapshot); });
+  });
 
   // IPv4 wildcard: SO_ORIGINAL_DST of IPv4 traffic on a dual-stack socket is
   // not handled yet.
