@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "rbac/rbac.h"
 #include "support/testing.h"
 
 namespace ztunnel::xds {
@@ -440,6 +441,106 @@ policies:
 )");
   CHECK(snap->policies_for(*snap->workload_by_uid("a")).size() == 2);
   CHECK(snap->policies_for(*snap->workload_by_uid("b")).size() == 1);
+}
+
+TEST_CASE("each of Istio's scope names is read, and dryRun defaults to false") {
+  LocalConfig c = parse_ok(R"(
+policies:
+- {name: g, namespace: istio-system, scope: Global, action: Deny, dryRun: true, rules: []}
+- {name: n, namespace: ns1, scope: Namespace, action: Allow, dryRun: false, rules: [[]]}
+- {name: w, namespace: ns1, scope: WorkloadSelector, action: Allow, rules: [[[]]]}
+)");
+  REQUIRE(c.policies.size() == 3);
+  CHECK(c.policies[0].scope() == sec::GLOBAL);
+  CHECK(c.policies[0].dry_run());
+  CHECK(c.policies[0].rules_size() == 0);  // no rules: matches nothing
+  CHECK(c.policies[1].scope() == sec::NAMESPACE);
+  CHECK_FALSE(c.policies[1].dry_run());
+  REQUIRE(c.policies[1].rules_size() == 1);  // one rule with no clauses: matches everything
+  CHECK(c.policies[1].rules(0).clauses_size() == 0);
+  CHECK(c.policies[2].scope() == sec::WORKLOAD_SELECTOR);
+  CHECK_FALSE(c.policies[2].dry_run());
+  REQUIRE(c.policies[2].rules(0).clauses_size() == 1);  // one clause with no matches
+  CHECK(c.policies[2].rules(0).clauses(0).matches_size() == 0);
+}
+
+TEST_CASE("several rules, clauses and matches keep their nesting") {
+  LocalConfig c = parse_ok(R"(
+policies:
+- name: p
+  namespace: ns1
+  scope: Namespace
+  action: Allow
+  rules:
+  - - - namespaces: [{Exact: a}]
+      - namespaces: [{Exact: b}]
+    - - destinationPorts: [80]
+  - - - principals: [{Prefix: cluster.local/ns/c/}]
+)");
+  const sec::Authorization& p = c.policies[0];
+  REQUIRE(p.rules_size() == 2);
+  REQUIRE(p.rules(0).clauses_size() == 2);
+  CHECK(p.rules(0).clauses(0).matches_size() == 2);
+  CHECK(p.rules(0).clauses(0).matches(1).namespaces(0).exact() == "b");
+  CHECK(p.rules(0).clauses(1).matches(0).destination_ports(0) == 80);
+  CHECK(p.rules(1).clauses(0).matches(0).principals(0).prefix() == "cluster.local/ns/c/");
+}
+
+TEST_CASE("an unknown policy field, a bad action or a bad dryRun is a clear error") {
+  CHECK(contains(
+      parse_error("policies:\n- {name: p, namespace: n, scope: Global, action: Allow, selector: {app: a}}\n"),
+      "unknown key \"selector\" in policy"));
+  CHECK(contains(parse_error("policies:\n- {name: p, namespace: n, scope: Global, action: Allow, "
+                             "rules: [[[{ports: [80]}]]]}\n"),
+                 "unknown key \"ports\" in policy match"));
+  std::string action = parse_error("policies:\n- {name: p, namespace: n, scope: Global, action: ALLOW}\n");
+  CHECK(contains(action, "policy.action"));
+  CHECK(contains(action, "Allow, Deny"));
+  CHECK(contains(parse_error("policies:\n- {name: p, namespace: n, scope: Cluster, action: Allow}\n"),
+                 "Global, Namespace, WorkloadSelector"));
+  CHECK(contains(parse_error("policies:\n- {name: p, namespace: n, scope: Global, action: Allow, dryRun: maybe}\n"),
+                 "policy.dryRun must be true or false"));
+}
+
+TEST_CASE("istiod's STRICT and port-exception policies, written in YAML, decide connections") {
+  // A STRICT workload with port 9000 PERMISSIVE lists only its converted
+  // policy; the other workload lists the static STRICT one.
+  auto snap = load_into_store(R"(
+workloads:
+- {uid: a, namespace: ns1, workloadIps: [10.0.0.1], authorizationPolicies: [ns1/converted_peer_authentication_pa]}
+- {uid: b, namespace: ns1, workloadIps: [10.0.0.2], authorizationPolicies: [istio-system/istio_converted_static_strict]}
+policies:
+- name: istio_converted_static_strict
+  namespace: istio-system
+  scope: WorkloadSelector
+  action: Deny
+  dryRun: false
+  rules:
+  - - - notPrincipals: [{Presence: []}]
+- name: converted_peer_authentication_pa
+  namespace: ns1
+  scope: WorkloadSelector
+  action: Deny
+  dryRun: false
+  rules:
+  - - - notPrincipals: [{Presence: []}]
+    - - notDestinationPorts: [9000]
+)");
+  auto a = snap->workload_by_uid("a");
+  auto b = snap->workload_by_uid("b");
+  REQUIRE(a);
+  REQUIRE(b);
+  auto ip = [](const char* text) { return boost::asio::ip::make_address(text); };
+  const rbac::Connection plain_8080{std::nullopt, ip("10.9.0.1"), ip("10.0.0.1"), 8080};
+  const rbac::Connection plain_9000{std::nullopt, ip("10.9.0.1"), ip("10.0.0.1"), 9000};
+  const rbac::Connection mtls_8080{state::Identity{"cluster.local", "ns2", "sa"}, ip("10.9.0.1"), ip("10.0.0.1"),
+                                   8080};
+  CHECK(rbac::authorize(*snap, *a, plain_8080).reason == "explicitly denied by: ns1/converted_peer_authentication_pa");
+  CHECK(rbac::authorize(*snap, *a, plain_9000).allowed);
+  CHECK(rbac::authorize(*snap, *a, mtls_8080).allowed);
+  CHECK(rbac::authorize(*snap, *b, plain_9000).reason ==
+        "explicitly denied by: istio-system/istio_converted_static_strict");
+  CHECK(rbac::authorize(*snap, *b, mtls_8080).allowed);
 }
 
 }  // namespace ztunnel::xds
