@@ -143,8 +143,12 @@ def main():
     elif cmd == "send":
         ip, port, size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         data = payload(size)
-        s, got, end = exchange(ip, port, data)
-        s.close()
+        try:
+            s, got, end = exchange(ip, port, data)
+            s.close()
+        except OSError as e:
+            # Refused (reset) before the handshake completed: nothing was exchanged.
+            got, end = b"", f"connect-reset({e.errno})"
         text = got[:80].decode(errors="replace").strip() if len(got) < 100 else "-"
         print(f"sent={hashlib.sha256(data).hexdigest()} recv={hashlib.sha256(got).hexdigest()} "
               f"recv_bytes={len(got)} end={end} recv_text={text} "
