@@ -12,7 +12,6 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <variant>
 
 #include "core/log.h"
 #include "proxy/accept_loop.h"
@@ -193,16 +192,17 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
   }
   access.status = kStatusOk;
   using namespace asio::experimental::awaitable_operators;
-  auto ended = co_await (net::copy_bidirectional(stream, *upstream_socket) || tracked.revoked());
-  if (ended.index() == 0) {
-    access.record_copy(std::get<0>(ended));
-    co_return;
+  net::CopyResult copied;
+  auto ended = co_await (net::copy_bidirectional_counted(stream, *upstream_socket, copied) ||
+                         tracked.revoked());
+  if (ended.index() == 1) {
+    // The copy was cancelled mid-flight: cut both ends so neither peer waits
+    // on a tunnel that policy no longer allows.
+    access.set_error(std::string(kPolicyChange));
+    stream.reset();
+    net::abort(*upstream_socket);
   }
-  // The copy was cancelled mid-flight: cut both ends so neither peer waits
-  // on a tunnel that policy no longer allows.
-  access.set_error(std::string(kPolicyChange));
-  stream.reset();
-  net::abort(*upstream_socket);
+  access.record_copy(copied);
 }
 
 }  // namespace ztunnel::proxy

@@ -10,7 +10,6 @@
 
 #include <optional>
 #include <string>
-#include <variant>
 
 #include "core/log.h"
 #include "proxy/accept_loop.h"
@@ -106,16 +105,16 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
   }
   // The client's first bytes have usually arrived during the upstream connect.
   using namespace asio::experimental::awaitable_operators;
-  auto ended = co_await (net::copy_bidirectional(downstream, *upstream_socket,
-                                                 net::CopyStart{.a_readable = true}) ||
+  net::CopyResult copied;
+  auto ended = co_await (net::copy_bidirectional_counted(downstream, *upstream_socket, copied,
+                                                        net::CopyStart{.a_readable = true}) ||
                          tracked.revoked());
-  if (ended.index() == 0) {
-    access.record_copy(std::get<0>(ended));
-    co_return;
+  if (ended.index() == 1) {
+    access.set_error(std::string(kPolicyChange));
+    net::abort(downstream);
+    net::abort(*upstream_socket);
   }
-  access.set_error(std::string(kPolicyChange));
-  net::abort(downstream);
-  net::abort(*upstream_socket);
+  access.record_copy(copied);
 }
 
 }  // namespace ztunnel::proxy

@@ -284,6 +284,8 @@ TEST_CASE("an open plaintext connection a new policy denies is closed; the copy 
     echo.acceptor.close();
   });
   const std::string text = logs.text();
+  // The bytes that flowed before the close are still counted.
+  CHECK(text.find("bytes_sent=5 bytes_recv=5 ") != std::string::npos);
   CHECK(text.find("error=\"connection closed due to policy change\"") != std::string::npos);
   CHECK(text.find("reason=\"explicitly denied by: vms/no-echo\"") != std::string::npos);
 }
