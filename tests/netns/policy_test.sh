@@ -230,9 +230,11 @@ test_policy_change_closes_open_connections() {
   local closed
   closed=$(grep 'connection closed due to policy change' "$WORK/vm-b.log" |
     grep 'reason="explicitly denied by: vms/close-8080"' | grep -c "$IP_B:8080 (vms/vm-b)" || true)
-  grep 'connection complete' "$WORK/vm-b.log" |
-    grep -q 'error="connection closed due to policy change"' ||
-    fail "no access line for the late rejection"
+  # Their access lines keep the bytes that flowed before the close.
+  local late
+  late=$(grep 'connection complete' "$WORK/vm-b.log" |
+    grep -c 'bytes_recv=[1-9][0-9]* .*error="connection closed due to policy change"' || true)
+  ((late == 2)) || fail "expected 2 late-rejection access lines with their bytes, saw $late"
   ((closed == 2)) || fail "expected 2 policy-change lines naming the connections, saw $closed"
 }
 
