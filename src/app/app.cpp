@@ -3,6 +3,7 @@
 
 #include <sys/resource.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -10,9 +11,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <string_view>
 #include <thread>
 
 #include "app/memory.h"
@@ -21,18 +25,23 @@
 #include "identity/builtin_ca.h"
 #include "identity/file_provider.h"
 #include "net/socket.h"
+#include "proxy/authorization.h"
+#include "proxy/connection_tracker.h"
 #include "proxy/hbone_address.h"
 #include "proxy/inbound.h"
 #include "proxy/inbound_plaintext.h"
 #include "proxy/outbound.h"
 #include "proxy/pool.h"
+#include "rbac/rbac.h"
 #include "xds/local_config.h"
 
 namespace ztunnel::app {
 
 App::App(config::Config config) : config_(std::move(config)) {}
 
-core::Result<void> App::load_local_config() {
+core::Result<void> App::load_local_config() { return apply_local_config("initialized"); }
+
+core::Result<void> App::apply_local_config(std::string_view event) {
   if (!config_.local_xds) return {};
   const config::LocalXds& source = *config_.local_xds;
   auto parsed = source.kind == config::LocalXds::Kind::kFile
@@ -41,13 +50,34 @@ core::Result<void> App::load_local_config() {
   if (!parsed) return parsed.error();
   auto update = xds::to_state_update(*parsed);
   if (!update) return update.error();
+  // Parsing and conversion are done before anything is applied, so a bad
+  // file leaves the running state exactly as it was.
   store_.apply(std::move(*update));
   auto snapshot = store_.snapshot();
-  log::logger().write(log::Level::kInfo, "xds", "local config initialized",
+  log::logger().write(log::Level::kInfo, "xds", fmt::format("local config {}", event),
                       {{"workloads", std::to_string(snapshot->workload_count())},
                        {"services", std::to_string(snapshot->service_count())},
                        {"policies", std::to_string(snapshot->policy_count())}});
   return {};
+}
+
+boost::asio::awaitable<void> App::reload_on_sighup() {
+  // Our extension: Istio reads local config once. SIGHUP lets an operator
+  // without a control plane change workloads and policies at run time.
+  boost::asio::signal_set hangup(co_await boost::asio::this_coro::executor, SIGHUP);
+  for (;;) {
+    auto [ec, signal_number] =
+        co_await hangup.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (ec) co_return;
+    if (!config_.local_xds || config_.local_xds->kind != config::LocalXds::Kind::kFile) {
+      log::warn("xds", "SIGHUP: no LOCAL_XDS_PATH to reload");
+      continue;
+    }
+    if (auto reloaded = apply_local_config("reloaded"); !reloaded) {
+      log::error("xds", "SIGHUP: local config {} not reloaded, keeping the current state: {}",
+                 config_.local_xds->value, reloaded.error().message);
+    }
+  }
 }
 
 int App::run() {
@@ -103,6 +133,7 @@ int App::run() {
     // Certificate renewal loops also run here: stop rather than wait for them.
     main_context.stop();
   });
+  boost::asio::co_spawn(main_context, reload_on_sighup(), boost::asio::detached);
   // Closed connections leave free chunks among live ones; give them back.
   boost::asio::co_spawn(main_context,
                         release_free_memory_periodically(std::chrono::seconds(1), 1 << 20),
@@ -195,6 +226,23 @@ core::Result<App::DedicatedProxy> App::start_dedicated_proxy(boost::asio::io_con
   inputs.sockets = sockets;
   inputs.certificates = certificates;
   inputs.workload = info;
+  // L4 authorization over whatever the store holds when a connection asks.
+  inputs.authorize = [store = &store_](const proxy::AuthorizationRequest& request) {
+    return rbac::authorize(*store->snapshot(), *request.destination_workload,
+                           proxy::rbac_connection(request));
+  };
+  // Open inbound connections are re-checked against every snapshot the store
+  // publishes, on the worker that owns them (the store calls listeners on
+  // the writer's thread).
+  auto connections = std::make_shared<proxy::ConnectionTracker>(config_.authz_policy_info_logging);
+  inputs.connections = connections;
+  store_.add_listener([weak = std::weak_ptr<proxy::ConnectionTracker>(connections),
+                       executor = worker.get_executor()](
+                          const std::shared_ptr<const state::Snapshot>& snapshot) {
+    auto tracker = weak.lock();
+    if (!tracker) return;  // the proxy has stopped
+    boost::asio::post(executor, [tracker, snapshot] { tracker->recheck(*snapshot); });
+  });
 
   // IPv4 wildcard: SO_ORIGINAL_DST of IPv4 traffic on a dual-stack socket is
   // not handled yet.

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -34,6 +36,9 @@ class App {
 
   // Reads LOCAL_XDS / LOCAL_XDS_PATH into the store; exposed for tests.
   core::Result<void> load_local_config();
+  // The same, as a replace-all update of a running store; on any error the
+  // store is left untouched. `event` completes the log line ("reloaded").
+  core::Result<void> apply_local_config(std::string_view event);
 
   const state::Store& store() const { return store_; }
 
@@ -50,6 +55,8 @@ class App {
   };
   core::Result<DedicatedProxy> start_dedicated_proxy(boost::asio::io_context& worker,
                         std::shared_ptr<identity::CertificateProvider> certificates);
+  // Re-reads LOCAL_XDS_PATH on every SIGHUP until the io_context stops.
+  boost::asio::awaitable<void> reload_on_sighup();
   static void worker_thread_stop(boost::asio::io_context& worker, std::thread& thread);
 
   const config::Config config_;

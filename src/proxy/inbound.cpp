@@ -4,6 +4,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -15,6 +17,8 @@
 #include "proxy/accept_loop.h"
 #include "net/copy.h"
 #include "proxy/access_log.h"
+#include "proxy/authorization.h"
+#include "proxy/connection_tracker.h"
 #include "proxy/h2_stream_io.h"
 #include "proxy/headers.h"
 #include "proxy/inbound_request.h"
@@ -31,7 +35,9 @@ std::shared_ptr<Inbound> Inbound::create(ProxyInputs inputs, tcp::acceptor accep
 }
 
 Inbound::Inbound(ProxyInputs inputs, tcp::acceptor acceptor, InboundOptions options)
-    : inputs_(std::move(inputs)), options_(options), acceptor_(std::move(acceptor)) {}
+    : inputs_(std::move(inputs)), options_(options), acceptor_(std::move(acceptor)) {
+  if (!inputs_.connections) inputs_.connections = std::make_shared<ConnectionTracker>();
+}
 
 tcp::endpoint Inbound::local_endpoint() const {
   boost::system::error_code ignored;
@@ -152,9 +158,17 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
   if (!upstream) co_return reject(upstream.error());
   access.dst = upstream->address;
 
-  if (!self->inputs_.authorize({peer, client, upstream->address, *local})) {
-    co_return reject({kStatusUnauthorized, "denied by authorization policy"});
+  const AuthorizationRequest asked{peer, client, upstream->address, *local};
+  const std::string described = describe(asked);
+  const rbac::Decision decision = self->inputs_.authorize(asked);
+  log_decision(decision, described, config.authz_policy_info_logging);
+  if (!decision.allowed) {
+    co_return reject({kStatusUnauthorized, std::string(kPolicyRejection) + decision.reason});
   }
+  // Tracked before the next co_await: a policy published after the decision
+  // is re-checked against this stream (see ConnectionTracker::track).
+  auto tracked = self->inputs_.connections->track(co_await asio::this_coro::executor,
+                                                  rbac_connection(asked), *local, described);
 
   const UpstreamConnect plan =
       plan_upstream_connect(*upstream, client, config.localhost_app_tunnel,
@@ -177,7 +191,18 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
     co_return;
   }
   access.status = kStatusOk;
-  access.record_copy(co_await net::copy_bidirectional(stream, *upstream_socket));
+  using namespace asio::experimental::awaitable_operators;
+  net::CopyResult copied;
+  auto ended = co_await (net::copy_bidirectional_counted(stream, *upstream_socket, copied) ||
+                         tracked.revoked());
+  if (ended.index() == 1) {
+    // The copy was cancelled mid-flight: cut both ends so neither peer waits
+    // on a tunnel that policy no longer allows.
+    access.set_error(std::string(kPolicyChange));
+    stream.reset();
+    net::abort(*upstream_socket);
+  }
+  access.record_copy(copied);
 }
 
 }  // namespace ztunnel::proxy

@@ -229,7 +229,9 @@ TEST_CASE("CONNECT payload sent before the response never reaches an upstream wh
     // Streams are decided in arrival order; the first request that gets as
     // far as authorization is denied, later ones allowed.
     auto inbound = f.start(io, {}, [&](const AuthorizationRequest&) {
-      return ++authorize_calls > 1;
+      rbac::Decision decision;
+      decision.allowed = ++authorize_calls > 1;
+      return decision;
     });
     auto stream = co_await f.tls_client(inbound->local_endpoint());
     bool closed = false;

@@ -4,6 +4,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <optional>
@@ -13,6 +15,8 @@
 #include "proxy/accept_loop.h"
 #include "net/copy.h"
 #include "proxy/access_log.h"
+#include "proxy/authorization.h"
+#include "proxy/connection_tracker.h"
 #include "proxy/inbound_request.h"
 
 namespace ztunnel::proxy {
@@ -27,7 +31,9 @@ std::shared_ptr<InboundPlaintext> InboundPlaintext::create(ProxyInputs inputs,
 }
 
 InboundPlaintext::InboundPlaintext(ProxyInputs inputs, tcp::acceptor acceptor)
-    : inputs_(std::move(inputs)), acceptor_(std::move(acceptor)) {}
+    : inputs_(std::move(inputs)), acceptor_(std::move(acceptor)) {
+  if (!inputs_.connections) inputs_.connections = std::make_shared<ConnectionTracker>();
+}
 
 tcp::endpoint InboundPlaintext::local_endpoint() const {
   boost::system::error_code ignored;
@@ -69,10 +75,18 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
   }
   access.dst_identities = {(*local)->identity()};
 
-  if (!self->inputs_.authorize({std::nullopt, access.src, *dst, *local})) {
-    access.error = "denied by authorization policy";
+  const AuthorizationRequest asked{std::nullopt, access.src, *dst, *local};
+  const std::string described = describe(asked);
+  const rbac::Decision decision = self->inputs_.authorize(asked);
+  log_decision(decision, described, config.authz_policy_info_logging);
+  if (!decision.allowed) {
+    access.error = std::string(kPolicyRejection) + decision.reason;
+    net::abort(downstream);  // an RST: the client learns it was refused, not served
     co_return;
   }
+  // Tracked before the next co_await (see ConnectionTracker::track).
+  auto tracked = self->inputs_.connections->track(co_await asio::this_coro::executor,
+                                                  rbac_connection(asked), *local, described);
 
   // A plaintext connection is always for the address it was sent to; only
   // the source address is a choice.
@@ -90,8 +104,17 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
     co_return;
   }
   // The client's first bytes have usually arrived during the upstream connect.
-  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream_socket,
-                                                      net::CopyStart{.a_readable = true}));
+  using namespace asio::experimental::awaitable_operators;
+  net::CopyResult copied;
+  auto ended = co_await (net::copy_bidirectional_counted(downstream, *upstream_socket, copied,
+                                                        net::CopyStart{.a_readable = true}) ||
+                         tracked.revoked());
+  if (ended.index() == 1) {
+    access.set_error(std::string(kPolicyChange));
+    net::abort(downstream);
+    net::abort(*upstream_socket);
+  }
+  access.record_copy(copied);
 }
 
 }  // namespace ztunnel::proxy

@@ -73,7 +73,9 @@ TEST_CASE("the inbound listener answers CONNECT phases and tunnels to the upstre
       ++authorized;
       CHECK(r.source_identity == state::Identity{"cluster.local", "vms", "client"});
       CHECK(r.destination_workload->uid == "vms/local");
-      return r.destination.port() != 7;  // a port the "policy" denies
+      rbac::Decision decision;
+      decision.allowed = r.destination.port() != 7;  // a port the "policy" denies
+      return decision;
     };
     auto acceptor = sockets->listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), 0});
     REQUIRE(acceptor.has_value());

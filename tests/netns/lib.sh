@@ -76,12 +76,14 @@ workloads:
 YAML
 }
 
-# start_ztunnel NS WORKLOAD: dedicated-mode ztunnel for vms/WORKLOAD in NS; log in $WORK/WORKLOAD.log.
+# start_ztunnel NS WORKLOAD [VAR=VALUE...]: dedicated-mode ztunnel for vms/WORKLOAD in NS, with
+# any extra environment; log in $WORK/WORKLOAD.log.
 start_ztunnel() {
   local ns=$1 name=$2 log="$WORK/$2.log"
+  shift 2
   ip netns exec "$ns" env PROXY_MODE=dedicated PROXY_WORKLOAD_INFO="vms/$name/$name" \
     XDS_ADDRESS= CA_ADDRESS= LOCAL_XDS_PATH="$WORK/config.yaml" PACKET_MARK=1337 \
-    ZTUNNEL_CA_DIR="$WORK/ca" RUST_LOG=info "$ZTUNNEL" >"$log" 2>&1 &
+    ZTUNNEL_CA_DIR="$WORK/ca" RUST_LOG=info "$@" "$ZTUNNEL" >"$log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do
     grep -q $'\tready' "$log" 2>/dev/null && return 0
@@ -101,10 +103,10 @@ install_capture() {
     "$IPTABLES_SCRIPT" install
 }
 
-start_server() {
+start_server() {  # start_server [PORT...]: extra echo ports besides 8080
   # Not through in_b: a backgrounded function leaves $! naming a subshell,
   # and killing that would orphan the server.
-  ip netns exec "$NS_B" "$PY" "$TCP_TOOL" serve "$IP_B" >"$WORK/server.log" 2>&1 &
+  ip netns exec "$NS_B" "$PY" "$TCP_TOOL" serve "$IP_B" "$@" >"$WORK/server.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do
     in_b ss -Htln | grep -q ":8081" && return 0

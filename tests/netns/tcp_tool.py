@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Test peers for the netns HBONE tests (stdlib only).
 
-  tcp_tool.py serve IP                  echo on IP:8080; sha256-after-EOF on IP:8081;
-                                        server-first banner on IP:8082
+  tcp_tool.py serve IP [PORT...]        echo on IP:8080 (and on each extra PORT);
+                                        sha256-after-EOF on IP:8081; server-first banner
+                                        on IP:8082
   tcp_tool.py send IP PORT BYTES        send BYTES (seeded random), half-close, read until EOF;
                                         prints "sent=<sha256> recv=<sha256> recv_bytes=N
                                         end=eof|reset(errno) recv_text=T error=E"
@@ -15,6 +16,10 @@
                                         all are open at once, waits for the file RELEASE, then
                                         half-closes all; prints "closed=K of N" (clean EOFs)
   tcp_tool.py read IP PORT              sends nothing, reads until EOF; prints "recv=<text>"
+  tcp_tool.py ping IP PORT SECONDS      one connection, a line echoed every 0.1 s for SECONDS;
+                                        prints "open" after the first echo, then
+                                        "pings=N after=T ended=none|eof|reset(errno)|timeout"
+                                        (T: seconds from open to the end)
   tcp_tool.py stream IP PORT            sends forever while reading the echo; prints "flowing"
                                         once 1 MiB came back, then "ended by=eof|reset(errno) ..."
                                         when the connection ends (it never ends cleanly)
@@ -37,7 +42,7 @@ def log(msg):
 
 
 def echo(conn, peer):
-    log(f"echo: connection from {peer[0]}:{peer[1]}")
+    log(f"echo: connection from {peer[0]}:{peer[1]} to port {conn.getsockname()[1]}")
     with conn:
         while True:
             data = conn.recv(65536)
@@ -132,12 +137,18 @@ def main():
         ip = sys.argv[2]
         threading.Thread(target=listen, args=(ip, 8081, digest_after_eof), daemon=True).start()
         threading.Thread(target=listen, args=(ip, 8082, banner_first), daemon=True).start()
+        for extra in sys.argv[3:]:
+            threading.Thread(target=listen, args=(ip, int(extra), echo), daemon=True).start()
         listen(ip, 8080, echo)
     elif cmd == "send":
         ip, port, size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         data = payload(size)
-        s, got, end = exchange(ip, port, data)
-        s.close()
+        try:
+            s, got, end = exchange(ip, port, data)
+            s.close()
+        except OSError as e:
+            # Refused (reset) before the handshake completed: nothing was exchanged.
+            got, end = b"", f"connect-reset({e.errno})"
         text = got[:80].decode(errors="replace").strip() if len(got) < 100 else "-"
         print(f"sent={hashlib.sha256(data).hexdigest()} recv={hashlib.sha256(got).hexdigest()} "
               f"recv_bytes={len(got)} end={end} recv_text={text} "
@@ -176,6 +187,38 @@ def main():
         print(f"recv={got.decode(errors='replace').strip()} recv_bytes={len(got)}")
     elif cmd == "stream":
         stream_until_cut(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "ping":
+        ping(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+
+
+def ping(ip, port, seconds):
+    """Keeps one connection busy with small echoes; reports how and when it ended."""
+    s = connect(ip, port)
+    s.settimeout(2)
+    pings = 0
+    opened = None
+    ended = "none"
+    line = b"ping\n"
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            s.sendall(line)
+            got = recv_exactly(s, len(line))
+            if got != line:
+                ended = "eof"
+                break
+            pings += 1
+            if opened is None:
+                opened = time.monotonic()
+                log("open")
+            time.sleep(0.1)
+    except socket.timeout:
+        ended = "timeout"
+    except OSError as e:
+        ended = f"reset({e.errno})"
+    after = time.monotonic() - (opened or time.monotonic())
+    s.close()
+    log(f"pings={pings} after={after:.1f} ended={ended}")
 
 
 def recv_exactly(s, n):

@@ -1,0 +1,84 @@
+// Open inbound connections with their authorization attributes, so that a
+// policy change closes the ones it no longer allows (Istio's
+// ConnectionManager and PolicyWatcher).
+//
+// Threading: a tracker belongs to one worker. Connections register from
+// their coroutines on that worker and a store update posts recheck() to it,
+// so nothing here is locked.
+// Wake-up: each registration owns a steady_timer parked at time_point::max();
+// revoking a connection cancels it, which completes revoked(). A connection
+// races its copy against that: `co_await (copy || registration.revoked())`.
+// Lifetime: the tracker must outlive its registrations. Listeners hold it
+// through ProxyInputs and every connection coroutine holds its listener.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "rbac/rbac.h"
+#include "state/store.h"
+
+namespace ztunnel::proxy {
+
+class ConnectionTracker {
+  struct Entry;
+
+ public:
+  // `info_logging`: AUTHZ_POLICY_INFO_LOGGING, for the re-check's decisions.
+  explicit ConnectionTracker(bool info_logging = false) : info_logging_(info_logging) {}
+  ConnectionTracker(const ConnectionTracker&) = delete;
+  ConnectionTracker& operator=(const ConnectionTracker&) = delete;
+
+  // One tracked connection; deregisters when destroyed.
+  class Registration {
+   public:
+    Registration();  // empty: tracks nothing
+    Registration(Registration&& other) noexcept;
+    Registration& operator=(Registration&& other) noexcept;
+    ~Registration();
+
+    // Completes when a re-check has denied the connection, at once if one
+    // already has. Cancellation: terminal cancellation (the `||` partner
+    // finished first) completes it too; is_revoked() tells the two apart.
+    // An empty registration is never revoked.
+    boost::asio::awaitable<void> revoked();
+    bool is_revoked() const;
+    // The decision's reason ("explicitly denied by: ns/name", ...) once revoked.
+    const std::string& reason() const;
+
+   private:
+    friend class ConnectionTracker;
+    Registration(ConnectionTracker* tracker, std::unique_ptr<Entry> entry);
+    void release() noexcept;
+    ConnectionTracker* tracker_ = nullptr;
+    std::unique_ptr<Entry> entry_;
+  };
+
+  // Tracks a connection that has just been allowed. Register before the next
+  // co_await after the decision, so that no re-check can run between the two
+  // (a policy published meanwhile is then re-checked against this connection).
+  // `description` names it in the close log line.
+  Registration track(boost::asio::any_io_executor executor, rbac::Connection connection,
+                     state::WorkloadPtr destination, std::string description);
+
+  // Re-authorizes every tracked connection against `snapshot`: the
+  // destination workload as the snapshot has it now (its policy list may have
+  // changed), else as it was when the connection opened. Denied connections
+  // are revoked and logged; allowed ones are not touched. Returns how many
+  // were revoked.
+  std::size_t recheck(const state::Snapshot& snapshot);
+
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  bool info_logging_;
+  std::unordered_set<Entry*> entries_;
+};
+
+}  // namespace ztunnel::proxy
