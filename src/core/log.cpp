@@ -1,6 +1,8 @@
 // Logger implementation: filter parsing, line rendering, one write per line.
 #include "core/log.h"
 
+#include "core/json.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,31 +31,11 @@ bool covers(std::string_view prefix, std::string_view target) {
   return rest.starts_with("::") || rest.starts_with(".");
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 // Plain-format values are quoted only when they would otherwise be ambiguous.
 void append_plain_value(std::string& out, std::string_view v) {
   bool needs_quotes = v.empty() || v.find_first_of(" \t\"=\n") != std::string_view::npos;
   if (needs_quotes) {
-    append_json_string(out, v);
+    core::append_json_string(out, v);
   } else {
     out.append(v);
   }
@@ -151,18 +133,18 @@ std::string Logger::render(Level level, std::string_view target, std::string_vie
   line.reserve(96 + message.size());
   if (format_.load() == Format::kJson) {
     line += "{\"level\":";
-    append_json_string(line, level_name(level));
+    core::append_json_string(line, level_name(level));
     line += ",\"time\":";
-    append_json_string(line, timestamp_now());
+    core::append_json_string(line, timestamp_now());
     line += ",\"scope\":";
-    append_json_string(line, target);
+    core::append_json_string(line, target);
     line += ",\"message\":";
-    append_json_string(line, message);
+    core::append_json_string(line, message);
     for (const Field& f : fields) {
       line.push_back(',');
-      append_json_string(line, f.key);
+      core::append_json_string(line, f.key);
       line.push_back(':');
-      append_json_string(line, f.value);
+      core::append_json_string(line, f.value);
     }
     line += "}\n";
   } else {

@@ -17,6 +17,8 @@
 //   compared.
 #include "rbac/rbac.h"
 
+#include "core/json.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -294,36 +296,6 @@ Decision decide(std::span<const state::PolicyPtr> policies, const Subject& s,
   return d;
 }
 
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 }  // namespace
 
 Decision evaluate(std::span<const state::PolicyPtr> policies, const Connection& connection) {
@@ -368,15 +340,15 @@ std::string Explanation::to_json() const {
   std::string out = "{\"allowed\":";
   out += decision.allowed ? "true" : "false";
   out += ",\"policy\":";
-  append_json_string(out, decision.policy);
+  core::append_json_string(out, decision.policy);
   out += ",\"reason\":";
-  append_json_string(out, decision.reason);
+  core::append_json_string(out, decision.reason);
   out += ",\"dry_run\":[";
   for (std::size_t i = 0; i < decision.dry_run.size(); ++i) {
     const auto& d = decision.dry_run[i];
     if (i > 0) out += ',';
     out += "{\"policy\":";
-    append_json_string(out, d.policy);
+    core::append_json_string(out, d.policy);
     out += fmt::format(",\"action\":\"{}\",\"matched\":{}}}", state::enum_name(d.action),
                        d.matched ? "true" : "false");
   }
@@ -385,13 +357,13 @@ std::string Explanation::to_json() const {
     const auto& p = policies[i];
     if (i > 0) out += ',';
     out += "{\"policy\":";
-    append_json_string(out, p.policy);
+    core::append_json_string(out, p.policy);
     out += fmt::format(",\"action\":\"{}\",\"dry_run\":{},\"matched\":{},\"steps\":[",
                        state::enum_name(p.action), p.dry_run ? "true" : "false",
                        p.matched ? "true" : "false");
     for (std::size_t j = 0; j < p.steps.size(); ++j) {
       if (j > 0) out += ',';
-      append_json_string(out, p.steps[j]);
+      core::append_json_string(out, p.steps[j]);
     }
     out += "]}";
   }

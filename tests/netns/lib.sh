@@ -58,6 +58,8 @@ certs_init() {
   "$ZTUNNEL_CERTS" init-ca --dir "$WORK/ca" --trust-domain cluster.local >/dev/null
 }
 
+# write_local_config [VM_B_POLICY_KEYS [POLICIES]]: both VMs as workloads; vm-b
+# may list policy keys (a YAML flow list) and the file carry `policies:` entries.
 write_local_config() {
   cat >"$WORK/config.yaml" <<YAML
 workloads:
@@ -74,6 +76,14 @@ workloads:
   workloadIps: [$IP_B]
   protocol: HBONE
 YAML
+  if [[ -n ${1:-} ]]; then
+    echo "  authorizationPolicies: $1" >>"$WORK/config.yaml"
+  fi
+  if [[ -n ${2:-} && $2 != "[]" ]]; then
+    printf 'policies:\n%s\n' "$2" >>"$WORK/config.yaml"
+  elif [[ -n ${1:-} ]]; then
+    echo "policies: []" >>"$WORK/config.yaml"
+  fi
 }
 
 # start_ztunnel NS WORKLOAD [VAR=VALUE...]: dedicated-mode ztunnel for vms/WORKLOAD in NS, with

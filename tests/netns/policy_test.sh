@@ -47,32 +47,6 @@ run() {  # run NAME: one scenario in a subshell; failures are counted, not fatal
 
 fail() { echo "  $*"; return 1; }
 
-# write_config VM_B_POLICY_KEYS POLICIES: both workloads, vm-b listing the
-# given keys (a YAML flow list), and the given `policies:` entries.
-write_config() {
-  cat >"$WORK/config.yaml" <<YAML
-workloads:
-- uid: vms/vm-a
-  name: vm-a
-  namespace: vms
-  serviceAccount: vm-a
-  workloadIps: [$IP_A]
-  protocol: HBONE
-- uid: vms/vm-b
-  name: vm-b
-  namespace: vms
-  serviceAccount: vm-b
-  workloadIps: [$IP_B]
-  protocol: HBONE
-  authorizationPolicies: $1
-YAML
-  if [[ -z ${2:-} || $2 == "[]" ]]; then
-    echo "policies: []" >>"$WORK/config.yaml"
-  else
-    printf 'policies:\n%s\n' "$2" >>"$WORK/config.yaml"
-  fi
-}
-
 reloads() { grep -c 'local config reloaded' "$WORK/vm-b.log" || true; }
 
 reload_b() {  # SIGHUP vm-b and wait for it to log the reload
@@ -87,7 +61,7 @@ reload_b() {  # SIGHUP vm-b and wait for it to log the reload
   fail "vm-b did not reload its config"
 }
 
-apply_policies() { write_config "$@" && reload_b; }
+apply_policies() { write_local_config "$@" && reload_b; }
 
 # Connections the echo server accepted on PORT so far.
 server_conns() { grep -c "echo: connection from .* to port $1\$" "$WORK/server.log" || true; }
@@ -272,7 +246,7 @@ test_bad_reload_keeps_policies() {
 
 netns_create
 certs_init
-write_config '[]'
+write_local_config '[]'
 start_ztunnel "$NS_A" vm-a
 start_ztunnel "$NS_B" vm-b AUTHZ_POLICY_INFO_LOGGING=true
 install_capture
