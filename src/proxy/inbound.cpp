@@ -102,13 +102,15 @@ asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket 
   std::weak_ptr<Inbound> weak = self;
   h2::ServerSession session(
       std::move(transport),
+      // Not a coroutine itself: serve_connect's frame is the only one a
+      // tunnel keeps for its handler.
       [weak, peer, client, local_dst](h2::IncomingRequest request) -> asio::awaitable<void> {
         auto inbound = weak.lock();
         if (!inbound) {
           request.stream.respond(kStatusServiceUnavailable);
-          co_return;
+          return []() -> asio::awaitable<void> { co_return; }();
         }
-        co_await serve_connect(std::move(inbound), std::move(request), peer, client, local_dst);
+        return serve_connect(std::move(inbound), std::move(request), peer, client, local_dst);
       },
       session_options);
   std::erase_if(self->sessions_, [](const h2::ServerSession& s) { return s.is_closed(); });
@@ -123,23 +125,37 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
                                              tcp::endpoint client, tcp::endpoint local_dst) {
   ConnectionRecord access(Direction::kInbound);
   access.src = client;
-  access.src_identity = peer;
+  access.src_identity = std::move(peer);
   access.dst_hbone = request.request.authority;
   access.status = 0;
-  h2::Stream& stream = request.stream;
+  auto upstream = co_await open_upstream(*self, request.request, request.stream, access, local_dst);
+  if (!upstream) co_return;
+  // The request's fields (headers, authority) are not needed while the tunnel lives.
+  request.request = h2::Request{};
+  access.record_copy(co_await net::copy_bidirectional(request.stream, *upstream));
+}
+
+asio::awaitable<std::optional<tcp::socket>> Inbound::open_upstream(Inbound& self,
+                                                                  const h2::Request& request,
+                                                                  h2::Stream& stream,
+                                                                  ConnectionRecord& access,
+                                                                  tcp::endpoint local_dst) {
   const auto reject = [&](const InboundError& e) {
     access.status = e.status;
     access.error = e.message;
     stream.respond(e.status);
+    return std::optional<tcp::socket>();
   };
+  const tcp::endpoint client = access.src;
+  const state::Identity& peer = *access.src_identity;
 
-  if (auto ok = check_connect_method(request.request.method); !ok) co_return reject(ok.error());
-  auto authority = parse_inbound_authority(request.request.authority);
+  if (auto ok = check_connect_method(request.method); !ok) co_return reject(ok.error());
+  auto authority = parse_inbound_authority(request.authority);
   if (!authority) co_return reject(authority.error());
 
-  const config::Config& config = *self->inputs_.config;
-  auto snapshot = self->inputs_.store->snapshot();
-  auto local = find_local_workload(*snapshot, self->inputs_.workload);
+  const config::Config& config = *self.inputs_.config;
+  auto snapshot = self.inputs_.store->snapshot();
+  auto local = find_local_workload(*snapshot, self.inputs_.workload);
   if (!local) co_return reject(local.error());
   access.dst_identities = {(*local)->identity()};
 
@@ -152,7 +168,7 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
   if (!upstream) co_return reject(upstream.error());
   access.dst = upstream->address;
 
-  if (!self->inputs_.authorize({peer, client, upstream->address, *local})) {
+  if (!self.inputs_.authorize({peer, client, upstream->address, *local})) {
     co_return reject({kStatusUnauthorized, "denied by authorization policy"});
   }
 
@@ -161,7 +177,7 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
                             config.enable_original_source.value_or(false), /*self_proxy=*/false);
   std::optional<asio::ip::address> bind;
   if (plan.bind) bind = *plan.bind;
-  auto upstream_socket = co_await self->inputs_.sockets->connect(plan.destination, bind);
+  auto upstream_socket = co_await self.inputs_.sockets->connect(plan.destination, bind);
   if (!upstream_socket) {
     co_return reject({kStatusServiceUnavailable,
                       "connect " + format_endpoint(plan.destination) + ": " +
@@ -174,10 +190,10 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
   }
   if (auto ec = stream.respond(kStatusOk, response_headers)) {
     access.error = "respond: " + ec.message();
-    co_return;
+    co_return std::nullopt;
   }
   access.status = kStatusOk;
-  access.record_copy(co_await net::copy_bidirectional(stream, *upstream_socket));
+  co_return std::move(*upstream_socket);
 }
 
 }  // namespace ztunnel::proxy
