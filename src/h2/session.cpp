@@ -193,7 +193,7 @@ class Core {
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : it->second.get();
   }
-  static awaitable<void> run_handler(ServerSession::Handler handler, IncomingRequest request);
+  static void log_handler_exit(std::exception_ptr e) noexcept;
 
   // nghttp2 callbacks (trampolines pass `user_data` back as Core*).
   static const nghttp2_session_callbacks* callbacks();
@@ -218,7 +218,10 @@ class Core {
   std::unique_ptr<Transport> transport_;
   SessionOptions opts_;
   bool server_;
-  ServerSession::Handler handler_;
+  // Shared with every running handler coroutine: a coroutine lambda's
+  // frame points at the lambda object, which must outlive it even when
+  // the session ends first.
+  std::shared_ptr<const ServerSession::Handler> handler_;
   NgSessionPtr ng_;
 
   std::unordered_map<std::int32_t, std::shared_ptr<StreamState>> streams_;
@@ -333,7 +336,8 @@ Core::Core(std::unique_ptr<Transport> transport, SessionOptions options, bool se
       transport_(std::move(transport)),
       opts_(std::move(options)),
       server_(server),
-      handler_(std::move(handler)),
+      handler_(handler ? std::make_shared<const ServerSession::Handler>(std::move(handler))
+                       : nullptr),
       send_wake_(ex_),
       force_timer_(ex_, asio::steady_timer::time_point::max()),
       sent_resets_(opts_.limits.sent_reset_burst, opts_.limits.sent_reset_rate) {
@@ -398,9 +402,21 @@ awaitable<void> Core::park() {
 }
 
 awaitable<void> Core::recv_loop() {
-  std::vector<std::uint8_t> buf(opts_.read_buffer_bytes);
+  // The read buffer exists only while bytes flow: a pooled connection idles
+  // far more than it reads, and 64 KiB per connection adds up.
+  std::unique_ptr<std::uint8_t[]> buf;
+  const std::size_t capacity = opts_.read_buffer_bytes;
+  bool drained = true;  // the last read did not fill the buffer
   for (;;) {
-    auto [ec, n] = co_await transport_->read_some(asio::buffer(buf));
+    if (drained) {
+      buf.reset();
+      if (auto ec = co_await transport_->wait_readable(); ec == asio::error::operation_aborted) {
+        co_return;
+      }  // other errors: read_some reports them
+    }
+    if (!buf) buf = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+    auto [ec, n] = co_await transport_->read_some(asio::buffer(buf.get(), capacity));
+    drained = n < capacity;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
       log::debug(kLog, "connection read ended: {}", ec.message());
@@ -411,7 +427,7 @@ awaitable<void> Core::recv_loop() {
       fail(ec == asio::error::eof ? make_error_code(Errc::kConnectionClosed) : ec);
       co_return;
     }
-    const ssize_t rv = nghttp2_session_mem_recv(ng_.get(), buf.data(), n);
+    const ssize_t rv = nghttp2_session_mem_recv(ng_.get(), buf.get(), n);
     if (rv < 0) {
       std::uint32_t code = NGHTTP2_PROTOCOL_ERROR;
       error_code reason = make_error_code(Errc::kProtocolError);
@@ -464,6 +480,8 @@ awaitable<void> Core::send_loop() {
       if (!nghttp2_session_want_read(ng_.get()) && !nghttp2_session_want_write(ng_.get())) {
         co_return;  // both sides are done with this connection
       }
+      // Idle: hold no batch buffer (it regrows with the next frames).
+      std::vector<std::uint8_t>().swap(out_);
       if (!co_await wait_for_wake(send_wake_)) co_return;
       continue;
     }
@@ -578,17 +596,28 @@ void Core::after_io() {
       // A request reset in the same read (rapid reset) never reaches a handler.
       if (st->closed || st->error || terminating_ || !handler_) continue;
       IncomingRequest req{std::move(st->request), Stream(st)};
-      asio::co_spawn(ex_, run_handler(handler_, std::move(req)), asio::detached);
+      // The handler's coroutine owns the request: on any exit, dropping
+      // its Stream resets it if still open. No wrapper coroutine (nor a
+      // copy of the handler) per stream: idle tunnels are many.
+      awaitable<void> work;
+      try {
+        work = (*handler_)(std::move(req));
+      } catch (...) {
+        log_handler_exit(std::current_exception());
+        continue;
+      }
+      asio::co_spawn(ex_, std::move(work),
+                     [keep = handler_](std::exception_ptr e) { log_handler_exit(e); });
     }
   }
 }
 
-awaitable<void> Core::run_handler(ServerSession::Handler handler, IncomingRequest request) {
-  // On any exit, dropping the request's Stream resets it if still open.
+void Core::log_handler_exit(std::exception_ptr e) noexcept {
+  if (!e) return;
   try {
-    co_await handler(std::move(request));
-  } catch (const std::exception& e) {
-    log::error(kLog, "bug: HTTP/2 request handler threw: {}", e.what());
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    log::error(kLog, "bug: HTTP/2 request handler threw: {}", ex.what());
   } catch (...) {
     log::error(kLog, "bug: HTTP/2 request handler threw a non-exception");
   }
@@ -1137,10 +1166,10 @@ awaitable<std::tuple<error_code, std::size_t>> stream_read_some(
       std::memcpy(buffer.data(), st->rbuf.data() + st->rhead, n);
       st->rhead += n;
       if (st->rhead == st->rbuf.size()) {
-        st->rbuf.clear();
+        // An idle stream holds no receive buffer: with thousands of idle
+        // tunnels per process, even a 1 KiB leftover per stream adds up.
+        std::vector<std::uint8_t>().swap(st->rbuf);
         st->rhead = 0;
-        // Keep idle streams small; a busy one re-grows up to its window.
-        if (st->rbuf.capacity() > (64u << 10)) st->rbuf.shrink_to_fit();
       } else if (st->rhead >= (64u << 10) && st->rhead * 2 >= st->rbuf.size()) {
         st->rbuf.erase(st->rbuf.begin(), st->rbuf.begin() + static_cast<std::ptrdiff_t>(st->rhead));
         st->rhead = 0;

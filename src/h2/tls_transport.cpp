@@ -248,6 +248,19 @@ asio::awaitable<std::tuple<error_code, std::size_t>> TlsTransport::read_some(
   }
 }
 
+asio::awaitable<error_code> TlsTransport::wait_readable() {
+  // !drained_: the last recv filled the buffer, so more is probably queued.
+  if (SSL_pending(ssl_.get()) > 0 || in_head_ < in_tail_ || peer_eof_ || !drained_) {
+    co_return error_code{};
+  }
+  in_.reset();  // every byte was taken (in_head_ == in_tail_)
+  in_head_ = in_tail_ = 0;
+  auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_nothrow);
+  if (ec) co_return ec;
+  drained_ = false;  // the socket is readable: fill() reads without waiting again
+  co_return error_code{};
+}
+
 asio::awaitable<error_code> TlsTransport::write(std::span<const asio::const_buffer> buffers) {
   // Room for the records of this write (22 bytes of overhead per 16 KiB),
   // so pending_ does not regrow while sealing.

@@ -81,6 +81,9 @@ class TlsTransport final : public Transport {
   // ssl::error::stream_truncated, as asio::ssl::stream reports.
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
       boost::asio::mutable_buffer buffer) override;
+  // Waits for ciphertext on the socket unless plaintext or ciphertext is
+  // already buffered (then returns at once).
+  boost::asio::awaitable<boost::system::error_code> wait_readable() override;
   // Seals every byte into records and sends them with few, large writes.
   boost::asio::awaitable<boost::system::error_code> write(
       std::span<const boost::asio::const_buffer> buffers) override;

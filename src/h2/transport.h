@@ -39,6 +39,12 @@ class Transport {
       std::span<const boost::asio::const_buffer> buffers) = 0;
   // Closes the underlying socket; pending operations complete with an error.
   virtual void close() noexcept = 0;
+  // Waits until read_some is likely to complete without waiting for the
+  // peer, so a reader need not hold its buffer while the connection idles.
+  // May return at once (the default). An error means read_some will fail too.
+  virtual boost::asio::awaitable<boost::system::error_code> wait_readable() {
+    co_return boost::system::error_code{};
+  }
 };
 
 // Adapter for any AsyncReadStream + AsyncWriteStream with a lowest_layer()

@@ -108,13 +108,15 @@ asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket 
   std::weak_ptr<Inbound> weak = self;
   h2::ServerSession session(
       std::move(transport),
+      // Not a coroutine itself: serve_connect's frame is the only one a
+      // tunnel keeps for its handler.
       [weak, peer, client, local_dst](h2::IncomingRequest request) -> asio::awaitable<void> {
         auto inbound = weak.lock();
         if (!inbound) {
           request.stream.respond(kStatusServiceUnavailable);
-          co_return;
+          return []() -> asio::awaitable<void> { co_return; }();
         }
-        co_await serve_connect(std::move(inbound), std::move(request), peer, client, local_dst);
+        return serve_connect(std::move(inbound), std::move(request), peer, client, local_dst);
       },
       session_options);
   std::erase_if(self->sessions_, [](const h2::ServerSession& s) { return s.is_closed(); });
@@ -129,23 +131,48 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
                                              tcp::endpoint client, tcp::endpoint local_dst) {
   ConnectionRecord access(Direction::kInbound);
   access.src = client;
-  access.src_identity = peer;
+  access.src_identity = std::move(peer);
   access.dst_hbone = request.request.authority;
   access.status = 0;
-  h2::Stream& stream = request.stream;
+  auto upstream = co_await open_upstream(*self, request.request, request.stream, access, local_dst);
+  if (!upstream) co_return;
+  // The request's fields (headers, authority) are not needed while the tunnel lives.
+  request.request = h2::Request{};
+  using namespace asio::experimental::awaitable_operators;
+  net::CopyResult copied;
+  auto ended = co_await (net::copy_bidirectional_counted(request.stream, upstream->socket, copied) ||
+                         upstream->tracked.revoked());
+  if (ended.index() == 1) {
+    // The copy was cancelled mid-flight: cut both ends so neither peer waits
+    // on a tunnel that policy no longer allows.
+    access.set_error(std::string(kPolicyChange));
+    request.stream.reset();
+    net::abort(upstream->socket);
+  }
+  access.record_copy(copied);
+}
+
+asio::awaitable<std::optional<Inbound::OpenedUpstream>> Inbound::open_upstream(Inbound& self,
+                                                                  const h2::Request& request,
+                                                                  h2::Stream& stream,
+                                                                  ConnectionRecord& access,
+                                                                  tcp::endpoint local_dst) {
   const auto reject = [&](const InboundError& e) {
     access.status = e.status;
     access.error = e.message;
     stream.respond(e.status);
+    return std::optional<OpenedUpstream>();
   };
+  const tcp::endpoint client = access.src;
+  const state::Identity& peer = *access.src_identity;
 
-  if (auto ok = check_connect_method(request.request.method); !ok) co_return reject(ok.error());
-  auto authority = parse_inbound_authority(request.request.authority);
+  if (auto ok = check_connect_method(request.method); !ok) co_return reject(ok.error());
+  auto authority = parse_inbound_authority(request.authority);
   if (!authority) co_return reject(authority.error());
 
-  const config::Config& config = *self->inputs_.config;
-  auto snapshot = self->inputs_.store->snapshot();
-  auto local = find_local_workload(*snapshot, self->inputs_.workload);
+  const config::Config& config = *self.inputs_.config;
+  auto snapshot = self.inputs_.store->snapshot();
+  auto local = find_local_workload(*snapshot, self.inputs_.workload);
   if (!local) co_return reject(local.error());
   access.dst_identities = {(*local)->identity()};
 
@@ -160,22 +187,22 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
 
   const AuthorizationRequest asked{peer, client, upstream->address, *local};
   const std::string described = describe(asked);
-  const rbac::Decision decision = self->inputs_.authorize(asked);
+  const rbac::Decision decision = self.inputs_.authorize(asked);
   log_decision(decision, described, config.authz_policy_info_logging);
   if (!decision.allowed) {
     co_return reject({kStatusUnauthorized, std::string(kPolicyRejection) + decision.reason});
   }
   // Tracked before the next co_await: a policy published after the decision
   // is re-checked against this stream (see ConnectionTracker::track).
-  auto tracked = self->inputs_.connections->track(co_await asio::this_coro::executor,
-                                                  rbac_connection(asked), *local, described);
+  auto tracked = self.inputs_.connections->track(co_await asio::this_coro::executor,
+                                                 rbac_connection(asked), *local, described);
 
   const UpstreamConnect plan =
       plan_upstream_connect(*upstream, client, config.localhost_app_tunnel,
                             config.enable_original_source.value_or(false), /*self_proxy=*/false);
   std::optional<asio::ip::address> bind;
   if (plan.bind) bind = *plan.bind;
-  auto upstream_socket = co_await self->inputs_.sockets->connect(plan.destination, bind);
+  auto upstream_socket = co_await self.inputs_.sockets->connect(plan.destination, bind);
   if (!upstream_socket) {
     co_return reject({kStatusServiceUnavailable,
                       "connect " + format_endpoint(plan.destination) + ": " +
@@ -188,21 +215,10 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
   }
   if (auto ec = stream.respond(kStatusOk, response_headers)) {
     access.error = "respond: " + ec.message();
-    co_return;
+    co_return std::nullopt;
   }
   access.status = kStatusOk;
-  using namespace asio::experimental::awaitable_operators;
-  net::CopyResult copied;
-  auto ended = co_await (net::copy_bidirectional_counted(stream, *upstream_socket, copied) ||
-                         tracked.revoked());
-  if (ended.index() == 1) {
-    // The copy was cancelled mid-flight: cut both ends so neither peer waits
-    // on a tunnel that policy no longer allows.
-    access.set_error(std::string(kPolicyChange));
-    stream.reset();
-    net::abort(*upstream_socket);
-  }
-  access.record_copy(copied);
+  co_return OpenedUpstream{std::move(*upstream_socket), std::move(tracked)};
 }
 
 }  // namespace ztunnel::proxy

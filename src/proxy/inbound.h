@@ -11,8 +11,11 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "h2/session.h"
+#include "proxy/access_log.h"
+#include "proxy/connection_tracker.h"
 #include "proxy/inputs.h"
 #include "tls/context.h"
 
@@ -45,6 +48,20 @@ class Inbound : public std::enable_shared_from_this<Inbound> {
                                                     state::Identity peer,
                                                     boost::asio::ip::tcp::endpoint client,
                                                     boost::asio::ip::tcp::endpoint local_dst);
+  // Phases 1-3 of serve_connect: checks the request, authorizes it and
+  // connects the upstream; on refusal it answers the stream and returns
+  // nothing. A coroutine of its own so that its locals (snapshot, parsed
+  // authority, upstream plan) do not stay in the frame of a tunnel that
+  // may idle for hours. References: serve_connect awaits it at once.
+  // The connected upstream and the connection's registration with the
+  // tracker (made right after the decision, before any co_await).
+  struct OpenedUpstream {
+    boost::asio::ip::tcp::socket socket;
+    ConnectionTracker::Registration tracked;
+  };
+  static boost::asio::awaitable<std::optional<OpenedUpstream>> open_upstream(
+      Inbound& self, const h2::Request& request, h2::Stream& stream, ConnectionRecord& access,
+      boost::asio::ip::tcp::endpoint local_dst);
 
   ProxyInputs inputs_;
   InboundOptions options_;

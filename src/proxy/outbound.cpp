@@ -69,31 +69,41 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
   access.route = "-";
   access.dst_hbone = "";
   access.src = client;
+  Upstream upstream = co_await open_upstream(*self, downstream, access);
+  if (auto* stream = std::get_if<h2::Stream>(&upstream)) {
+    access.record_copy(co_await net::copy_bidirectional(downstream, *stream, kClientWroteFirst));
+  } else if (auto* socket = std::get_if<tcp::socket>(&upstream)) {
+    access.record_copy(co_await net::copy_bidirectional(downstream, *socket, kClientWroteFirst));
+  }
+}
 
-  auto dst = self->inputs_.original_dst(downstream);
+asio::awaitable<Outbound::Upstream> Outbound::open_upstream(Outbound& self,
+                                                            tcp::socket& downstream,
+                                                            ConnectionRecord& access) {
+  auto dst = self.inputs_.original_dst(downstream);
   if (!dst) {
     access.error = "no original destination: " + dst.error().message();
-    co_return;
+    co_return Upstream{};
   }
   access.dst = *dst;
 
-  auto snapshot = self->inputs_.store->snapshot();
-  const auto& info = self->inputs_.workload;
+  auto snapshot = self.inputs_.store->snapshot();
+  const auto& info = self.inputs_.workload;
   auto source = snapshot->find_workload(info.namespace_name, info.name, info.service_account);
   if (!source) {
     access.error = "unknown source workload " + info.namespace_name + "/" + info.name;
-    co_return;
+    co_return Upstream{};
   }
   access.src_identity = source->identity();
 
-  auto route = route_outbound(*snapshot, *source, *dst, self->route_options_, thread_random());
+  auto route = route_outbound(*snapshot, *source, *dst, self.route_options_, thread_random());
   if (!route) {
     access.error = route.error().message;
-    co_return;
+    co_return Upstream{};
   }
   if (route->pending_dns) {
     access.error = "DNS-named destinations are not supported yet: " + route->pending_dns->hostname;
-    co_return;
+    co_return Upstream{};
   }
   access.route = std::string(to_string(route->kind));
 
@@ -108,26 +118,24 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
     headers.push_back({std::string(kTraceparentHeader), traceparent_header(thread_random())});
     auto key = make_pool_key(source->identity(), route->expected_identities, route->connect_to);
     auto response =
-        co_await self->pool_.open(std::move(key), route->authority->to_string(), std::move(headers));
+        co_await self.pool_.open(std::move(key), route->authority->to_string(), std::move(headers));
     if (!response) {
       access.error = response.error().message;
-      co_return;
+      co_return Upstream{};
     }
     if (response->status != 200) {
       access.error = "HBONE CONNECT answered " + std::to_string(response->status);
-      co_return;
+      co_return Upstream{};
     }
-    access.record_copy(
-        co_await net::copy_bidirectional(downstream, response->stream, kClientWroteFirst));
-    co_return;
+    co_return Upstream{std::move(response->stream)};
   }
 
-  auto upstream = co_await self->inputs_.sockets->connect(route->connect_to);
+  auto upstream = co_await self.inputs_.sockets->connect(route->connect_to);
   if (!upstream) {
     access.error = "connect " + format_endpoint(route->connect_to) + ": " + upstream.error().message();
-    co_return;
+    co_return Upstream{};
   }
-  access.record_copy(co_await net::copy_bidirectional(downstream, *upstream, kClientWroteFirst));
+  co_return Upstream{std::move(*upstream)};
 }
 
 }  // namespace ztunnel::proxy

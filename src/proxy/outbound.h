@@ -10,7 +10,10 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <memory>
+#include <variant>
 
+#include "h2/session.h"
+#include "proxy/access_log.h"
 #include "proxy/inputs.h"
 #include "proxy/pool.h"
 #include "proxy/route.h"
@@ -36,6 +39,15 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
   static boost::asio::awaitable<void> serve(std::shared_ptr<Outbound> self,
                                             boost::asio::ip::tcp::socket downstream,
                                             boost::asio::ip::tcp::endpoint client);
+  // What serve copies to: an HBONE stream or a plain TCP upstream; empty
+  // when the connection was refused (the reason is in the record).
+  using Upstream = std::variant<std::monostate, h2::Stream, boost::asio::ip::tcp::socket>;
+  // Routes and connects. A coroutine of its own so that its locals (the
+  // snapshot, route, CONNECT headers) do not stay in the frame of a
+  // connection that may idle for hours. References: serve awaits it at once.
+  static boost::asio::awaitable<Upstream> open_upstream(Outbound& self,
+                                                        boost::asio::ip::tcp::socket& downstream,
+                                                        ConnectionRecord& access);
 
   ProxyInputs inputs_;
   RouteOptions route_options_;
