@@ -76,12 +76,18 @@ workloads:
 YAML
 }
 
+# Worker threads of every ztunnel started here; each worker has its own HBONE
+# pool, so tests that count pooled connections need the number. 2 is Istio's
+# default floor (and what a 2-CPU machine gets by default).
+ZT_WORKER_THREADS=${ZT_WORKER_THREADS:-2}
+
 # start_ztunnel NS WORKLOAD: dedicated-mode ztunnel for vms/WORKLOAD in NS; log in $WORK/WORKLOAD.log.
 start_ztunnel() {
   local ns=$1 name=$2 log="$WORK/$2.log"
   ip netns exec "$ns" env PROXY_MODE=dedicated PROXY_WORKLOAD_INFO="vms/$name/$name" \
     XDS_ADDRESS= CA_ADDRESS= LOCAL_XDS_PATH="$WORK/config.yaml" PACKET_MARK=1337 \
-    ZTUNNEL_CA_DIR="$WORK/ca" RUST_LOG=info "$ZTUNNEL" >"$log" 2>&1 &
+    ZTUNNEL_CA_DIR="$WORK/ca" ZTUNNEL_WORKER_THREADS="$ZT_WORKER_THREADS" RUST_LOG=info \
+    "$ZTUNNEL" >"$log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do
     grep -q $'\tready' "$log" 2>/dev/null && return 0
