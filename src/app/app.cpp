@@ -6,20 +6,20 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <string_view>
-#include <thread>
 
 #include "app/memory.h"
+#include "app/workers.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "identity/builtin_ca.h"
@@ -96,10 +96,11 @@ int App::run() {
               "set XDS_ADDRESS=\"\" and use LOCAL_XDS_PATH", *config_.xds_address);
   }
   boost::asio::io_context main_context;
-  // The data plane: one worker thread owning the listeners, their pool and
-  // every proxied connection (STYLE.md "Threads").
-  boost::asio::io_context worker;
-  DedicatedProxy listeners;
+  // The data plane (STYLE.md "Threads"): each worker owns a copy of the
+  // listeners, its HBONE pool and every connection it accepts. Declared
+  // before the listeners, so they are destroyed first.
+  Workers workers(std::max<uint32_t>(config_.worker_threads, 1));
+  std::vector<DedicatedProxy> listeners;
   std::shared_ptr<identity::CertificateProvider> certificates;
   const bool proxy_on = config_.proxy_enabled && config_.proxy_mode == config::ProxyMode::kDedicated;
   if (config_.proxy_enabled && !proxy_on) {
@@ -112,15 +113,14 @@ int App::run() {
       return 1;
     }
     certificates = *provider;
-    auto started = start_dedicated_proxy(worker, certificates);
+    auto started = start_dedicated_proxy(workers, certificates);
     if (!started) {
       log::error("app", "{}", started.error().message);
       return 1;
     }
     listeners = std::move(*started);
   }
-  auto work = boost::asio::make_work_guard(worker);
-  std::thread worker_thread([&worker] { worker.run(); });
+  workers.start();
 
   boost::asio::signal_set signals(main_context, SIGINT, SIGTERM);
   int exit_code = 0;
@@ -141,11 +141,9 @@ int App::run() {
   log::info("app", "ready");
   main_context.run();
 
-  // Listeners and sessions belong to the worker: stop them there, then let
-  // the worker finish what the closes started and end.
-  boost::asio::post(worker, [&] { listeners.stop(); });
-  work.reset();
-  worker_thread_stop(worker, worker_thread);
+  // Proxied connections may still be copying: 200 ms, then the workers stop.
+  workers.stop([&listeners](std::size_t i) { if (i < listeners.size()) listeners[i].stop(); },
+               std::chrono::milliseconds(200));
   return exit_code;
 }
 
@@ -153,13 +151,6 @@ void App::DedicatedProxy::stop() {
   if (outbound) outbound->stop();
   if (inbound) inbound->stop();
   if (plaintext) plaintext->stop();
-}
-
-void App::worker_thread_stop(boost::asio::io_context& worker, std::thread& thread) {
-  // Proxied connections may still be copying: give them a moment, then stop.
-  boost::asio::steady_timer deadline(worker, std::chrono::milliseconds(200));
-  deadline.async_wait([&worker](const boost::system::error_code&) { worker.stop(); });
-  thread.join();
 }
 
 core::Result<std::shared_ptr<identity::CertificateProvider>> App::make_certificate_provider(
@@ -196,8 +187,8 @@ core::Result<std::shared_ptr<identity::CertificateProvider>> App::make_certifica
   return std::shared_ptr<identity::CertificateProvider>(provider);
 }
 
-core::Result<App::DedicatedProxy> App::start_dedicated_proxy(boost::asio::io_context& worker,
-                           std::shared_ptr<identity::CertificateProvider> certificates) {
+core::Result<std::vector<App::DedicatedProxy>> App::start_dedicated_proxy(
+    Workers& workers, std::shared_ptr<identity::CertificateProvider> certificates) {
   if (!config_.proxy_workload_info) return core::make_error("dedicated mode needs PROXY_WORKLOAD_INFO");
   const auto& info = *config_.proxy_workload_info;
   auto local = store_.snapshot()->find_workload(info.namespace_name, info.name, info.service_account);
@@ -218,6 +209,11 @@ core::Result<App::DedicatedProxy> App::start_dedicated_proxy(boost::asio::io_con
       std::chrono::duration_cast<std::chrono::seconds>(config_.keepalive_interval);
   socket_options.keepalive.retries = config_.keepalive_retries;
   socket_options.keepalive.user_timeout = config_.user_timeout_enabled;
+  // Every worker listens on the same ports; the kernel hashes each new
+  // connection to one of them (REDIRECT'ed ones included: the lookup after
+  // NAT sees the group like any other). With one worker a second ztunnel on
+  // the ports should still fail to bind, so the option is off.
+  socket_options.reuse_port = workers.size() > 1;
   auto sockets = std::make_shared<const net::SocketFactory>(socket_options);
 
   proxy::ProxyInputs inputs;
@@ -231,39 +227,24 @@ core::Result<App::DedicatedProxy> App::start_dedicated_proxy(boost::asio::io_con
     return rbac::authorize(*store->snapshot(), *request.destination_workload,
                            proxy::rbac_connection(request));
   };
-  // Open inbound connections are re-checked against every snapshot the store
-  // publishes, on the worker that owns them (the store calls listeners on
-  // the writer's thread).
-  auto connections = std::make_shared<proxy::ConnectionTracker>(config_.authz_policy_info_logging);
-  inputs.connections = connections;
-  store_.add_listener([weak = std::weak_ptr<proxy::ConnectionTracker>(connections),
-                       executor = worker.get_executor()](
-                          const std::shared_ptr<const state::Snapshot>& snapshot) {
-    auto tracker = weak.lock();
-    if (!tracker) return;  // the proxy has stopped
-    boost::asio::post(executor, [tracker, snapshot] { tracker->recheck(*snapshot); });
-  });
-
   // IPv4 wildcard: SO_ORIGINAL_DST of IPv4 traffic on a dual-stack socket is
   // not handled yet.
   const auto any = boost::asio::ip::address_v4::any();
-  auto outbound_acceptor = sockets->listen(worker.get_executor(), {any, config::kOutboundPort});
-  if (!outbound_acceptor) {
-    return core::make_error("listen on outbound port " + std::to_string(config::kOutboundPort) +
-                            ": " + outbound_acceptor.error().message());
-  }
-  auto inbound_acceptor = sockets->listen(worker.get_executor(), {any, config::kInboundPort});
-  if (!inbound_acceptor) {
-    return core::make_error("listen on inbound port " + std::to_string(config::kInboundPort) +
-                            ": " + inbound_acceptor.error().message());
-  }
-  auto plaintext_acceptor =
-      sockets->listen(worker.get_executor(), {any, config::kInboundPlaintextPort});
-  if (!plaintext_acceptor) {
-    return core::make_error("listen on inbound plaintext port " +
-                            std::to_string(config::kInboundPlaintextPort) + ": " +
-                            plaintext_acceptor.error().message());
-  }
+  auto listen = [&](uint16_t port, std::string_view what)
+      -> core::Result<std::vector<boost::asio::ip::tcp::acceptor>> {
+    auto acceptors = listen_on_each(*sockets, workers, {any, port});
+    if (!acceptors) {
+      return core::make_error("listen on " + std::string(what) + " port " + std::to_string(port) +
+                              ": " + acceptors.error().message());
+    }
+    return std::move(*acceptors);
+  };
+  auto outbound_acceptors = listen(config::kOutboundPort, "outbound");
+  if (!outbound_acceptors) return outbound_acceptors.error();
+  auto inbound_acceptors = listen(config::kInboundPort, "inbound");
+  if (!inbound_acceptors) return inbound_acceptors.error();
+  auto plaintext_acceptors = listen(config::kInboundPlaintextPort, "inbound plaintext");
+  if (!plaintext_acceptors) return plaintext_acceptors.error();
 
   proxy::ConnectorInputs connector;
   connector.sockets = sockets;
@@ -273,20 +254,41 @@ core::Result<App::DedicatedProxy> App::start_dedicated_proxy(boost::asio::io_con
   connector.session.connection_window = config_.http2_connection_window_size;
   connector.session.max_frame_size = config_.http2_frame_size;
 
-  DedicatedProxy listeners;
-  listeners.outbound = proxy::Outbound::create(inputs, std::move(*outbound_acceptor),
-                                           proxy::make_hbone_connector(connector));
-  listeners.inbound = proxy::Inbound::create(inputs, std::move(*inbound_acceptor));
-  listeners.plaintext = proxy::InboundPlaintext::create(inputs, std::move(*plaintext_acceptor));
-  boost::asio::co_spawn(worker, listeners.outbound->run(), boost::asio::detached);
-  boost::asio::co_spawn(worker, listeners.inbound->run(), boost::asio::detached);
-  boost::asio::co_spawn(worker, listeners.plaintext->run(), boost::asio::detached);
-  log::info("app", "dedicated proxy for {}: outbound on {}, inbound (HBONE) on {}, inbound "
-            "plaintext on {}",
-            local->identity().to_spiffe(), proxy::format_endpoint(listeners.outbound->local_endpoint()),
-            proxy::format_endpoint(listeners.inbound->local_endpoint()),
-            proxy::format_endpoint(listeners.plaintext->local_endpoint()));
-  return listeners;
+  std::vector<DedicatedProxy> proxies(workers.size());
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    DedicatedProxy& p = proxies[i];
+    boost::asio::io_context& worker = workers.context(i);
+    proxy::ProxyInputs worker_inputs = inputs;
+    // The worker's open inbound connections are re-checked against every
+    // snapshot the store publishes, on this worker (the store calls listeners
+    // on the writer's thread).
+    auto connections =
+        std::make_shared<proxy::ConnectionTracker>(config_.authz_policy_info_logging);
+    worker_inputs.connections = connections;
+    store_.add_listener([weak = std::weak_ptr<proxy::ConnectionTracker>(connections),
+                         executor = worker.get_executor()](
+                            const std::shared_ptr<const state::Snapshot>& snapshot) {
+      auto tracker = weak.lock();
+      if (!tracker) return;  // the proxy has stopped
+      boost::asio::post(executor, [tracker, snapshot] { tracker->recheck(*snapshot); });
+    });
+    // Each Outbound makes its own HBONE pool on its worker.
+    p.outbound = proxy::Outbound::create(worker_inputs, std::move((*outbound_acceptors)[i]),
+                                         proxy::make_hbone_connector(connector));
+    p.inbound = proxy::Inbound::create(worker_inputs, std::move((*inbound_acceptors)[i]));
+    p.plaintext =
+        proxy::InboundPlaintext::create(worker_inputs, std::move((*plaintext_acceptors)[i]));
+    boost::asio::co_spawn(worker, p.outbound->run(), boost::asio::detached);
+    boost::asio::co_spawn(worker, p.inbound->run(), boost::asio::detached);
+    boost::asio::co_spawn(worker, p.plaintext->run(), boost::asio::detached);
+  }
+  log::info("app", "dedicated proxy for {} on {} worker thread(s): outbound on {}, inbound (HBONE) "
+            "on {}, inbound plaintext on {}",
+            local->identity().to_spiffe(), workers.size(),
+            proxy::format_endpoint(proxies[0].outbound->local_endpoint()),
+            proxy::format_endpoint(proxies[0].inbound->local_endpoint()),
+            proxy::format_endpoint(proxies[0].plaintext->local_endpoint()));
+  return proxies;
 }
 
 void raise_fd_limit() {

@@ -1,7 +1,9 @@
 // Wiring: turns a Config into running servers and waits for shutdown.
 //
 // Threading: run() owns the main thread and its io_context (admin side: signals,
-// state loading). Data-plane workers arrive with the proxy listeners.
+// state loading, certificate renewal). The data plane runs on
+// config.worker_threads workers (app/workers.h), each with its own copy of
+// the listeners and its own HBONE pool.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -10,9 +12,10 @@
 
 #include <memory>
 #include <string_view>
-#include <thread>
 #include <utility>
+#include <vector>
 
+#include "app/workers.h"
 #include "config/config.h"
 #include "core/error.h"
 #include "identity/provider.h"
@@ -46,18 +49,18 @@ class App {
   // ZTUNNEL_CERT_DIR, ZTUNNEL_CA_DIR or FAKE_CA, in that order.
   core::Result<std::shared_ptr<identity::CertificateProvider>> make_certificate_provider(
       boost::asio::any_io_executor executor);
-  // The listeners of dedicated mode, all on one worker.
+  // The listeners of dedicated mode on one worker (each worker has its own).
   struct DedicatedProxy {
     std::shared_ptr<proxy::Outbound> outbound;             // 15001
     std::shared_ptr<proxy::Inbound> inbound;               // 15008 (HBONE)
     std::shared_ptr<proxy::InboundPlaintext> plaintext;    // 15006
     void stop();
   };
-  core::Result<DedicatedProxy> start_dedicated_proxy(boost::asio::io_context& worker,
-                        std::shared_ptr<identity::CertificateProvider> certificates);
+  // One DedicatedProxy per worker, listeners in SO_REUSEPORT groups.
+  core::Result<std::vector<DedicatedProxy>> start_dedicated_proxy(
+      Workers& workers, std::shared_ptr<identity::CertificateProvider> certificates);
   // Re-reads LOCAL_XDS_PATH on every SIGHUP until the io_context stops.
   boost::asio::awaitable<void> reload_on_sighup();
-  static void worker_thread_stop(boost::asio::io_context& worker, std::thread& thread);
 
   const config::Config config_;
   state::Store store_;

@@ -137,7 +137,8 @@ class Core {
   static awaitable<error_code> run(std::shared_ptr<Core> self);
   static awaitable<boost::system::result<Response>> open_stream(std::shared_ptr<Core> self,
                                                                 std::string authority,
-                                                                Headers headers);
+                                                                Headers headers,
+                                                                asio::const_buffer early_data);
 
   void drain();
   void close();
@@ -674,7 +675,8 @@ void Core::close() {
 
 awaitable<boost::system::result<Response>> Core::open_stream(std::shared_ptr<Core> self,
                                                              std::string authority,
-                                                             Headers headers) {
+                                                             Headers headers,
+                                                             asio::const_buffer early_data) {
   Core& c = *self;
   if (!c.is_usable()) {
     co_return make_error_code(c.goaway_received_ ? Errc::kGoaway : Errc::kNotUsable);
@@ -683,6 +685,16 @@ awaitable<boost::system::result<Response>> Core::open_stream(std::shared_ptr<Cor
 
   auto st = std::make_shared<StreamState>(c.ex_);
   st->core = &c;
+  // Early data rides the writer's slot: read_data takes it right behind the
+  // HEADERS, in the same send batch. The caller's buffer is ours until the
+  // response (and, on a 200, until nghttp2 has taken every byte).
+  st->wdata = static_cast<const std::uint8_t*>(early_data.data());
+  st->wsize = early_data.size();
+  if (st->wsize == 0) st->wdata = nullptr;
+  const auto give_back_early_data = [&st] {
+    st->wdata = nullptr;
+    st->wsize = 0;
+  };
   std::vector<nghttp2_nv> nva;
   nva.reserve(2 + headers.size());
   nva.push_back(make_nv(":method", "CONNECT"));
@@ -703,17 +715,33 @@ awaitable<boost::system::result<Response>> Core::open_stream(std::shared_ptr<Cor
 
   while (!st->headers_done && !st->error && !st->closed) {
     if (!co_await wait_for_wake(st->read_wake)) {
+      give_back_early_data();
       if (st->core) st->core->reset_stream(*st, NGHTTP2_CANCEL);
       co_return make_error_code(asio::error::operation_aborted);
     }
   }
   if (!st->headers_done) {
+    give_back_early_data();
     co_return st->error ? st->error : make_error_code(Errc::kStreamClosed);
   }
+  // A 200 can overtake early data the peer's window held back: let nghttp2
+  // take the rest before the buffer goes back to the caller.
+  while (st->status == 200 && st->wsize > 0 && !st->error && !st->closed && st->core) {
+    if (!co_await wait_for_wake(st->write_wake)) {
+      give_back_early_data();
+      if (st->core) st->core->reset_stream(*st, NGHTTP2_CANCEL);
+      co_return make_error_code(asio::error::operation_aborted);
+    }
+  }
+  const bool early_data_sent = st->wsize == 0;
+  give_back_early_data();
   Response response{st->status, std::move(st->headers), Stream()};
-  if (st->status == 200) {
+  if (st->status == 200 && early_data_sent) {
     st->open_for_data = true;
     response.stream = Stream(st);
+  } else if (st->status == 200) {
+    // The connection or stream failed under the early data: no usable tunnel.
+    co_return st->error ? st->error : make_error_code(Errc::kStreamClosed);
   } else if (st->core && !st->closed) {
     // No tunnel: end the stream now rather than leave a half-open slot.
     st->core->reset_stream(*st, st->remote_ended ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
@@ -1321,9 +1349,9 @@ ClientSession::ClientSession(std::unique_ptr<Transport> transport, SessionOption
 
 awaitable<error_code> ClientSession::run() { return detail::Core::run(core_); }
 
-awaitable<boost::system::result<Response>> ClientSession::open_stream(std::string authority,
-                                                                      Headers headers) {
-  return detail::Core::open_stream(core_, std::move(authority), std::move(headers));
+awaitable<boost::system::result<Response>> ClientSession::open_stream(
+    std::string authority, Headers headers, asio::const_buffer early_data) {
+  return detail::Core::open_stream(core_, std::move(authority), std::move(headers), early_data);
 }
 
 bool ClientSession::is_usable() const { return core_->is_usable(); }

@@ -188,8 +188,16 @@ class ClientSession {
   // resets the stream (REFUSED_STREAM...).
   // Cancellation: resets the stream (CANCEL) and completes with
   // operation_aborted.
-  boost::asio::awaitable<boost::system::result<Response>> open_stream(std::string authority,
-                                                                      Headers headers = {});
+  //
+  // `early_data`, when not empty, is sent as DATA right behind the HEADERS,
+  // without waiting for the response (one round trip less before the
+  // tunnel's first bytes arrive). The buffer must stay valid until this
+  // completes; on a 200 every byte of it has been handed to nghttp2 by then.
+  // A server must buffer such bytes until it accepts the stream and drop
+  // them when it refuses it (h2::Stream does: reads fail with kNotOpen
+  // before respond(200)).
+  boost::asio::awaitable<boost::system::result<Response>> open_stream(
+      std::string authority, Headers headers = {}, boost::asio::const_buffer early_data = {});
 
   // False once GOAWAY was received or sent, or the session is closing/closed.
   bool is_usable() const;

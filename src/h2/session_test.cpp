@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -264,6 +265,63 @@ TEST_CASE("a non-200 status reaches the client and opens no tunnel") {
     auto again = co_await p->client->open_stream("10.0.0.2:8080");
     REQUIRE(again);
     CHECK(again->status == 401);
+  });
+}
+
+TEST_CASE("early data rides behind the CONNECT and is readable only once the server answers 200") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    bool arrived_before_respond = false;
+    error_code read_before_respond;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      // The early bytes reach the session before the handler answers, but
+      // the stream keeps them until respond(200).
+      arrived_before_respond =
+          co_await eventually([&] { return req.stream.buffered_bytes() == 3000; });
+      std::array<char, 16> probe;
+      auto [ec, n] = co_await req.stream.read_some(asio::buffer(probe));
+      read_before_respond = ec;
+      req.stream.respond(200);
+      co_await echo(req.stream);
+    });
+    const auto early = pattern(3000, 7);
+    auto r = co_await p->client->open_stream("10.0.0.2:8080", {}, asio::buffer(early));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(arrived_before_respond);
+    CHECK(read_before_respond == Errc::kNotOpen);
+    // The echo of the early bytes comes back first, then the rest.
+    const auto rest = pattern(5000, 8);
+    error_code write_ec, read_end;
+    Checksum got;
+    co_await ([&]() -> awaitable<void> { write_ec = co_await write_all(r->stream, rest); }() &&
+              [&]() -> awaitable<void> { got = co_await read_all(r->stream, &read_end); }());
+    CHECK_FALSE(write_ec);
+    CHECK(read_end == asio::error::eof);
+    Checksum want = checksum_of(early);
+    want.add(rest.data(), rest.size());
+    CHECK(got == want);
+  });
+}
+
+TEST_CASE("early data is dropped when the server refuses the CONNECT; the caller gets the status") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    std::size_t buffered_at_refusal = 0;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      co_await eventually([&] { return req.stream.buffered_bytes() > 0; });
+      buffered_at_refusal = req.stream.buffered_bytes();
+      req.stream.respond(503);
+      CHECK(req.stream.buffered_bytes() == 0);  // discarded, never readable
+    });
+    const auto early = pattern(1024, 9);
+    auto r = co_await p->client->open_stream("10.0.0.2:8080", {}, asio::buffer(early));
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK_FALSE(r->stream.valid());
+    CHECK(buffered_at_refusal == 1024);
+    CHECK(co_await eventually([&] {
+      return p->client->active_streams() == 0 && p->server->active_streams() == 0;
+    }));
+    CHECK(p->client->is_usable());
   });
 }
 

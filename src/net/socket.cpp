@@ -173,7 +173,7 @@ void SocketFactory::prepare_accepted(tcp::socket& socket, AcceptedOptions& liste
 }
 
 asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(
-    tcp::endpoint destination, std::optional<asio::ip::address> source) const {
+    tcp::endpoint destination, std::optional<asio::ip::address> source, Peer peer) const {
   auto executor = co_await asio::this_coro::executor;
   tcp::socket socket(executor);
   error_code ec;
@@ -182,7 +182,10 @@ asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(
   const int fd = socket.native_handle();
   if (options_.mark && (ec = set_mark(fd, *options_.mark))) co_return ec;
   (void)set_nodelay(fd);
-  (void)set_keepalive(fd, options_.keepalive);
+  // A new socket has keepalive off: setting "off" again would be a no-op.
+  if (peer == Peer::kRemote && options_.keepalive.enabled) {
+    (void)set_keepalive(fd, options_.keepalive);
+  }
   if (source) {
     if ((ec = set_transparent(fd, destination.protocol() == tcp::v6()))) co_return ec;
     socket.bind(tcp::endpoint(*source, 0), ec);

@@ -80,12 +80,20 @@ class SocketFactory {
   // The same without the cache: always sets every option.
   void prepare_accepted(tcp::socket& socket) const;
 
-  // Connects with the mark, keepalive, NODELAY and the connect timeout;
-  // `source`, when set, binds the local address first (transparent when it
-  // is not ours). Cancellation: closing the returned socket's executor's
-  // context aborts it; the timeout yields `timed_out`.
+  // Where the peer of a connect lives. A peer in our own network namespace
+  // (the inbound's upstream: always the local workload) cannot vanish
+  // silently: if it dies the kernel resets the connection, and its kernel
+  // acknowledges every byte, so keepalive and TCP_USER_TIMEOUT would never
+  // fire. Such connects skip those setsockopt calls (4-5 per connection).
+  enum class Peer { kRemote, kSameNamespace };
+
+  // Connects with the mark, keepalive (remote peers), NODELAY and the
+  // connect timeout; `source`, when set, binds the local address first
+  // (transparent when it is not ours). Cancellation: closing the returned
+  // socket's executor's context aborts it; the timeout yields `timed_out`.
   virtual boost::asio::awaitable<boost::system::result<tcp::socket>> connect(
-      tcp::endpoint destination, std::optional<boost::asio::ip::address> source = {}) const;
+      tcp::endpoint destination, std::optional<boost::asio::ip::address> source = {},
+      Peer peer = Peer::kRemote) const;
 
  private:
   SocketOptions options_;

@@ -55,6 +55,25 @@ TEST_CASE("the factory's listener and connections carry keepalive and NODELAY") 
   });
 }
 
+TEST_CASE("a connect to a peer in our own namespace gets NODELAY and the mark but no keepalive") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    SocketOptions options;
+    options.keepalive.time = std::chrono::seconds(60);
+    options.keepalive.user_timeout = true;
+    SocketFactory factory(options);
+    auto acceptor = factory.listen(executor, {asio::ip::make_address("127.0.0.1"), 0});
+    REQUIRE(acceptor.has_value());
+    auto connected = co_await factory.connect(acceptor->local_endpoint(), std::nullopt,
+                                              SocketFactory::Peer::kSameNamespace);
+    REQUIRE(connected.has_value());
+    const int fd = connected->native_handle();
+    CHECK(get_int(fd, IPPROTO_TCP, TCP_NODELAY) == 1);
+    CHECK(get_int(fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
+    CHECK(get_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
+  });
+}
+
 TEST_CASE("sockets accepted on the factory's listener inherit its options: nothing is set twice") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
     auto executor = co_await asio::this_coro::executor;

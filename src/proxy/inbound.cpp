@@ -202,7 +202,9 @@ asio::awaitable<std::optional<Inbound::OpenedUpstream>> Inbound::open_upstream(I
                             config.enable_original_source.value_or(false), /*self_proxy=*/false);
   std::optional<asio::ip::address> bind;
   if (plan.bind) bind = *plan.bind;
-  auto upstream_socket = co_await self.inputs_.sockets->connect(plan.destination, bind);
+  // The upstream is the local workload, in our own network namespace.
+  auto upstream_socket = co_await self.inputs_.sockets->connect(
+      plan.destination, bind, net::SocketFactory::Peer::kSameNamespace);
   if (!upstream_socket) {
     co_return reject({kStatusServiceUnavailable,
                       "connect " + format_endpoint(plan.destination) + ": " +

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,9 @@ namespace {
 // Most clients write first; their request has usually arrived while the
 // tunnel was being set up, so the copy reads it without an epoll round trip.
 constexpr net::CopyStart kClientWroteFirst{.a_readable = true};
+// Early data sent with a CONNECT: a request's first bytes. Within the peer's
+// initial stream window (64 KiB), so it never waits for a WINDOW_UPDATE.
+constexpr std::size_t kEarlyDataMax = 16 * 1024;
 }  // namespace
 
 std::shared_ptr<Outbound> Outbound::create(ProxyInputs inputs, tcp::acceptor acceptor,
@@ -69,9 +73,15 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
   access.route = "-";
   access.dst_hbone = "";
   access.src = client;
-  Upstream upstream = co_await open_upstream(*self, downstream, access);
+  std::size_t early_size = 0;
+  Upstream upstream = co_await open_upstream(*self, downstream, access, early_size);
   if (auto* stream = std::get_if<h2::Stream>(&upstream)) {
-    access.record_copy(co_await net::copy_bidirectional(downstream, *stream, kClientWroteFirst));
+    // When the early read found the client's bytes, it most likely took all
+    // of them: wait for readiness rather than make a read that would fail.
+    const net::CopyStart start{.a_readable = early_size == 0};
+    auto copied = co_await net::copy_bidirectional(downstream, *stream, start);
+    copied.a_to_b += early_size;
+    access.record_copy(copied);
   } else if (auto* socket = std::get_if<tcp::socket>(&upstream)) {
     access.record_copy(co_await net::copy_bidirectional(downstream, *socket, kClientWroteFirst));
   }
@@ -79,7 +89,8 @@ asio::awaitable<void> Outbound::serve(std::shared_ptr<Outbound> self, tcp::socke
 
 asio::awaitable<Outbound::Upstream> Outbound::open_upstream(Outbound& self,
                                                             tcp::socket& downstream,
-                                                            ConnectionRecord& access) {
+                                                            ConnectionRecord& access,
+                                                            std::size_t& early_size) {
   auto dst = self.inputs_.original_dst(downstream);
   if (!dst) {
     access.error = "no original destination: " + dst.error().message();
@@ -117,8 +128,24 @@ asio::awaitable<Outbound::Upstream> Outbound::open_upstream(Outbound& self,
     headers.push_back({std::string(kBaggageHeader), baggage_header(*source)});
     headers.push_back({std::string(kTraceparentHeader), traceparent_header(thread_random())});
     auto key = make_pool_key(source->identity(), route->expected_identities, route->connect_to);
-    auto response =
-        co_await self.pool_.open(std::move(key), route->authority->to_string(), std::move(headers));
+    // Early data (where we differ from Istio, which sends the client's bytes
+    // only after the CONNECT's 200): whatever the client has already written
+    // goes right behind the HEADERS, saving a tunnel round trip before the
+    // server sees its first byte. Safe because the peer is already
+    // authenticated (TLS), and the inbound keeps these bytes in the stream's
+    // flow-control window until it has authorized the request and connected
+    // its upstream, and drops them on any refusal (h2::Stream reads fail
+    // before respond(200); Istio's h2 server holds them likewise). One
+    // non-blocking read: nothing is waited for, a server-first protocol just
+    // sends none. The buffer lives only until the response.
+    auto early = std::make_unique_for_overwrite<char[]>(kEarlyDataMax);
+    auto [early_ec, early_read] =
+        net::try_read_some(downstream, asio::buffer(early.get(), kEarlyDataMax));
+    early_size = early_ec ? 0 : early_read;  // nothing yet (or EOF, an error): the copy will see it
+    auto response = co_await self.pool_.open(std::move(key), route->authority->to_string(),
+                                              std::move(headers),
+                                              asio::buffer(early.get(), early_size));
+    early.reset();
     if (!response) {
       access.error = response.error().message;
       co_return Upstream{};

@@ -45,9 +45,11 @@ class Outbound : public std::enable_shared_from_this<Outbound> {
   // Routes and connects. A coroutine of its own so that its locals (the
   // snapshot, route, CONNECT headers) do not stay in the frame of a
   // connection that may idle for hours. References: serve awaits it at once.
+  // `early_size`: how many of the client's bytes went out with the CONNECT.
   static boost::asio::awaitable<Upstream> open_upstream(Outbound& self,
                                                         boost::asio::ip::tcp::socket& downstream,
-                                                        ConnectionRecord& access);
+                                                        ConnectionRecord& access,
+                                                        std::size_t& early_size);
 
   ProxyInputs inputs_;
   RouteOptions route_options_;

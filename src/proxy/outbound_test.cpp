@@ -46,9 +46,10 @@ class CountingSockets : public net::SocketFactory {
  public:
   CountingSockets() : net::SocketFactory(net::SocketOptions{}) {}
   awaitable<boost::system::result<tcp::socket>> connect(
-      tcp::endpoint destination, std::optional<asio::ip::address> source) const override {
+      tcp::endpoint destination, std::optional<asio::ip::address> source,
+      Peer peer) const override {
     connects->push_back(destination);
-    co_return co_await net::SocketFactory::connect(destination, source);
+    co_return co_await net::SocketFactory::connect(destination, source, peer);
   }
   std::shared_ptr<std::vector<tcp::endpoint>> connects =
       std::make_shared<std::vector<tcp::endpoint>>();

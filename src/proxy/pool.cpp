@@ -56,7 +56,8 @@ std::shared_ptr<HbonePool::Connection> HbonePool::pick(Entry& entry) {
 }
 
 asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::string authority,
-                                                            h2::Headers headers) {
+                                                            h2::Headers headers,
+                                                            asio::const_buffer early_data) {
   // Bounded: a stream refused for a limit we could not see is retried on
   // another (or a new) connection a few times, not forever. Waiting for
   // another caller's connect is not a retry: with thousands of callers for
@@ -69,7 +70,7 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
     prune(entry);
     if (auto connection = pick(entry)) {
       h2::ClientSession session = connection->session;  // a handle: survives pruning
-      auto response = co_await session.open_stream(authority, headers);
+      auto response = co_await session.open_stream(authority, headers, early_data);
       if (response) co_return std::move(*response);
       const auto ec = response.error();
       // REFUSED_STREAM: the peer did not process the request (RFC 9113 8.7),

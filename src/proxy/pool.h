@@ -82,9 +82,12 @@ class HbonePool {
 
   // Opens a CONNECT stream to `authority` on a pooled connection for `key`.
   // A non-200 response comes back as a Response with that status; failures
-  // to connect or to open a stream as an error.
-  boost::asio::awaitable<core::Result<h2::Response>> open(PoolKey key, std::string authority,
-                                                         h2::Headers headers);
+  // to connect or to open a stream as an error. `early_data` goes right
+  // behind the CONNECT (ClientSession::open_stream); a retry on another
+  // connection sends it again, so it must stay valid until this completes.
+  boost::asio::awaitable<core::Result<h2::Response>> open(
+      PoolKey key, std::string authority, h2::Headers headers,
+      boost::asio::const_buffer early_data = {});
 
   // Usable sessions held (after dropping unusable ones).
   std::size_t connection_count();

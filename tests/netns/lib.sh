@@ -86,6 +86,11 @@ YAML
   fi
 }
 
+# Worker threads of every ztunnel started here; each worker has its own HBONE
+# pool, so tests that count pooled connections need the number. 2 is Istio's
+# default floor (and what a 2-CPU machine gets by default).
+ZT_WORKER_THREADS=${ZT_WORKER_THREADS:-2}
+
 # start_ztunnel NS WORKLOAD [VAR=VALUE...]: dedicated-mode ztunnel for vms/WORKLOAD in NS, with
 # any extra environment; log in $WORK/WORKLOAD.log.
 start_ztunnel() {
@@ -93,7 +98,8 @@ start_ztunnel() {
   shift 2
   ip netns exec "$ns" env PROXY_MODE=dedicated PROXY_WORKLOAD_INFO="vms/$name/$name" \
     XDS_ADDRESS= CA_ADDRESS= LOCAL_XDS_PATH="$WORK/config.yaml" PACKET_MARK=1337 \
-    ZTUNNEL_CA_DIR="$WORK/ca" RUST_LOG=info "$@" "$ZTUNNEL" >"$log" 2>&1 &
+    ZTUNNEL_CA_DIR="$WORK/ca" ZTUNNEL_WORKER_THREADS="$ZT_WORKER_THREADS" RUST_LOG=info \
+    "$@" "$ZTUNNEL" >"$log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do
     grep -q $'\tready' "$log" 2>/dev/null && return 0
