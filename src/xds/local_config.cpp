@@ -3,7 +3,6 @@
 #include "xds/local_config.h"
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include <boost/asio/ip/address.hpp>
 #include <algorithm>
@@ -17,6 +16,7 @@
 
 #include "core/log.h"
 #include "state/convert.h"
+#include "xds/yaml_tree.h"
 
 namespace ztunnel::xds {
 namespace {
@@ -47,33 +47,33 @@ class Reader {
  public:
   explicit Reader(std::string_view origin) : origin_(origin) {}
 
-  std::string where(const YAML::Node& node) const {
-    const YAML::Mark mark = node.Mark();
+  std::string where(const yaml::Node& node) const {
+    const yaml::Mark mark = node.mark();
     if (mark.is_null()) return std::string(origin_);
     return fmt::format("{}:{}:{}", origin_, mark.line + 1, mark.column + 1);
   }
 
-  [[noreturn]] void fail(const YAML::Node& node, std::string_view message) const {
+  [[noreturn]] void fail(const yaml::Node& node, std::string_view message) const {
     throw ParseError{fmt::format("{}: {}", where(node), message)};
   }
 
-  static bool absent(const YAML::Node& node) { return !node.IsDefined() || node.IsNull(); }
+  static bool absent(const yaml::Node& node) { return !node.defined() || node.is_null(); }
 
-  void expect_map(const YAML::Node& node, std::string_view what) const {
-    if (!node.IsMap()) fail(node, fmt::format("{} must be a mapping", what));
+  void expect_map(const yaml::Node& node, std::string_view what) const {
+    if (!node.is_map()) fail(node, fmt::format("{} must be a mapping", what));
   }
 
-  void expect_seq(const YAML::Node& node, std::string_view what) const {
-    if (!node.IsSequence()) fail(node, fmt::format("{} must be a list", what));
+  void expect_seq(const yaml::Node& node, std::string_view what) const {
+    if (!node.is_sequence()) fail(node, fmt::format("{} must be a list", what));
   }
 
   // Rejects any key outside `allowed`, as Istio's deny_unknown_fields does;
   // a misspelt key silently ignored is how a policy ends up not applying.
-  void check_keys(const YAML::Node& map, Keys allowed, std::string_view what) const {
+  void check_keys(const yaml::Node& map, Keys allowed, std::string_view what) const {
     expect_map(map, what);
-    for (const auto& entry : map) {
-      if (!entry.first.IsScalar()) fail(entry.first, fmt::format("{} has a non-string key", what));
-      const std::string& key = entry.first.Scalar();
+    for (const auto& entry : map.entries()) {
+      if (!entry.first.is_scalar()) fail(entry.first, fmt::format("{} has a non-string key", what));
+      const std::string_view key = entry.first.scalar();
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         fail(entry.first, fmt::format("unknown key \"{}\" in {} (expected one of: {})", key, what,
                                       join(allowed)));
@@ -81,23 +81,23 @@ class Reader {
     }
   }
 
-  void require(const YAML::Node& map, std::string_view key, std::string_view what) const {
-    if (absent(map[std::string(key)])) fail(map, fmt::format("{} is missing required key \"{}\"", what, key));
+  void require(const yaml::Node& map, std::string_view key, std::string_view what) const {
+    if (absent(map[key])) fail(map, fmt::format("{} is missing required key \"{}\"", what, key));
   }
 
-  std::string str(const YAML::Node& node, std::string_view what) const {
-    if (!node.IsScalar()) fail(node, fmt::format("{} must be a string", what));
-    return node.Scalar();
+  std::string str(const yaml::Node& node, std::string_view what) const {
+    if (!node.is_scalar()) fail(node, fmt::format("{} must be a string", what));
+    return std::string(node.scalar());
   }
 
-  bool boolean(const YAML::Node& node, std::string_view what) const {
+  bool boolean(const yaml::Node& node, std::string_view what) const {
     const std::string s = str(node, what);
     if (s == "true") return true;
     if (s == "false") return false;
     fail(node, fmt::format("{} must be true or false, got \"{}\"", what, s));
   }
 
-  uint32_t uint(const YAML::Node& node, std::string_view what, uint64_t max) const {
+  uint32_t uint(const yaml::Node& node, std::string_view what, uint64_t max) const {
     const std::string s = str(node, what);
     uint64_t value = 0;
     bool ok = !s.empty() && s.size() <= 20;
@@ -116,14 +116,14 @@ class Reader {
     return static_cast<uint32_t>(value);
   }
 
-  uint32_t port(const YAML::Node& node, std::string_view what) const { return uint(node, what, 65535); }
+  uint32_t port(const yaml::Node& node, std::string_view what) const { return uint(node, what, 65535); }
 
   // An IP address as the 4 or 16 bytes xDS carries.
-  std::string ip_bytes(const YAML::Node& node, std::string_view what) const {
+  std::string ip_bytes(const yaml::Node& node, std::string_view what) const {
     return ip_bytes_of(node, str(node, what), what);
   }
 
-  std::string ip_bytes_of(const YAML::Node& node, const std::string& text, std::string_view what) const {
+  std::string ip_bytes_of(const yaml::Node& node, const std::string& text, std::string_view what) const {
     boost::system::error_code ec;
     auto ip = boost::asio::ip::make_address(text, ec);
     if (ec) fail(node, fmt::format("{} must be an IP address, got \"{}\"", what, text));
@@ -136,7 +136,7 @@ class Reader {
   }
 
   // "network/IP": the network may be empty, the IP may be v4 or v6.
-  void network_address(const YAML::Node& node, std::string_view what, wl::NetworkAddress* out) const {
+  void network_address(const yaml::Node& node, std::string_view what, wl::NetworkAddress* out) const {
     const std::string s = str(node, what);
     const size_t slash = s.find('/');
     if (slash == std::string::npos) {
@@ -147,7 +147,7 @@ class Reader {
   }
 
   // "10.0.0.0/8", or a bare IP meaning the whole address.
-  void cidr(const YAML::Node& node, std::string_view what, std::string* address, uint32_t* length) const {
+  void cidr(const yaml::Node& node, std::string_view what, std::string* address, uint32_t* length) const {
     const std::string s = str(node, what);
     const size_t slash = s.find('/');
     *address = ip_bytes_of(node, s.substr(0, slash), what);
@@ -171,7 +171,7 @@ class Reader {
 
   // Picks the enum value whose name matches; the error lists the choices.
   template <class E>
-  E choice(const YAML::Node& node, std::string_view what,
+  E choice(const yaml::Node& node, std::string_view what,
            std::initializer_list<std::pair<std::string_view, E>> choices) const {
     const std::string s = str(node, what);
     std::string names;
@@ -187,11 +187,11 @@ class Reader {
   std::string_view origin_;
 };
 
-void read_gateway(const Reader& r, const YAML::Node& node, std::string_view what, wl::GatewayAddress* out) {
+void read_gateway(const Reader& r, const yaml::Node& node, std::string_view what, wl::GatewayAddress* out) {
   r.check_keys(node, {"destination", "hboneMtlsPort"}, what);
   r.require(node, "destination", what);
   r.require(node, "hboneMtlsPort", what);
-  const YAML::Node dest = node["destination"];
+  const yaml::Node dest = node["destination"];
   const std::string s = r.str(dest, fmt::format("{}.destination", what));
   const size_t slash = s.find('/');
   if (slash == std::string::npos) {
@@ -210,17 +210,17 @@ void read_gateway(const Reader& r, const YAML::Node& node, std::string_view what
   out->set_hbone_mtls_port(r.port(node["hboneMtlsPort"], fmt::format("{}.hboneMtlsPort", what)));
 }
 
-void read_port_map(const Reader& r, const YAML::Node& node, std::string_view what,
+void read_port_map(const Reader& r, const yaml::Node& node, std::string_view what,
                    google::protobuf::RepeatedPtrField<wl::Port>* out) {
   r.expect_map(node, what);
-  for (const auto& entry : node) {
+  for (const auto& entry : node.entries()) {
     wl::Port* port = out->Add();
     port->set_service_port(r.port(entry.first, fmt::format("{} service port", what)));
     port->set_target_port(r.port(entry.second, fmt::format("{} target port", what)));
   }
 }
 
-void read_workload(const Reader& r, const YAML::Node& node, wl::Workload* w) {
+void read_workload(const Reader& r, const yaml::Node& node, wl::Workload* w) {
   constexpr std::string_view what = "workload";
   r.check_keys(node,
                {"workloadIps", "waypoint", "networkGateway", "protocol", "networkMode", "uid", "name",
@@ -232,12 +232,12 @@ void read_workload(const Reader& r, const YAML::Node& node, wl::Workload* w) {
   r.require(node, "workloadIps", what);
   r.require(node, "namespace", what);
 
-  const YAML::Node ips = node["workloadIps"];
+  const yaml::Node ips = node["workloadIps"];
   r.expect_seq(ips, "workload.workloadIps");
-  for (const auto& ip : ips) w->add_addresses(r.ip_bytes(ip, "workload.workloadIps entry"));
+  for (const auto& ip : ips.elements()) w->add_addresses(r.ip_bytes(ip, "workload.workloadIps entry"));
 
   auto text = [&](const char* key) -> std::optional<std::string> {
-    const YAML::Node v = node[key];
+    const yaml::Node v = node[key];
     if (Reader::absent(v)) return std::nullopt;
     return r.str(v, fmt::format("workload.{}", key));
   };
@@ -289,7 +289,7 @@ void read_workload(const Reader& r, const YAML::Node& node, wl::Workload* w) {
   }
   if (auto v = node["authorizationPolicies"]; !Reader::absent(v)) {
     r.expect_seq(v, "workload.authorizationPolicies");
-    for (const auto& p : v) w->add_authorization_policies(r.str(p, "workload.authorizationPolicies entry"));
+    for (const auto& p : v.elements()) w->add_authorization_policies(r.str(p, "workload.authorizationPolicies entry"));
   }
   if (auto v = node["locality"]; !Reader::absent(v)) {
     r.check_keys(v, {"region", "zone", "subzone"}, "workload.locality");
@@ -300,7 +300,7 @@ void read_workload(const Reader& r, const YAML::Node& node, wl::Workload* w) {
   }
   if (auto v = node["services"]; !Reader::absent(v)) {
     r.expect_map(v, "workload.services");
-    for (const auto& entry : v) {
+    for (const auto& entry : v.entries()) {
       const std::string key = r.str(entry.first, "workload.services key");
       if (key.find('/') == std::string::npos) {
         r.fail(entry.first, fmt::format("workload.services key must be \"namespace/hostname\", got \"{}\"", key));
@@ -311,7 +311,7 @@ void read_workload(const Reader& r, const YAML::Node& node, wl::Workload* w) {
   }
 }
 
-void read_service(const Reader& r, const YAML::Node& node, wl::Service* s, std::vector<LocalEndpoint>* endpoints) {
+void read_service(const Reader& r, const yaml::Node& node, wl::Service* s, std::vector<LocalEndpoint>* endpoints) {
   constexpr std::string_view what = "service";
   r.check_keys(node,
                {"name", "namespace", "hostname", "vips", "cidrVips", "ports", "endpoints", "subjectAltNames",
@@ -322,13 +322,13 @@ void read_service(const Reader& r, const YAML::Node& node, wl::Service* s, std::
   s->set_namespace_(r.str(node["namespace"], "service.namespace"));
   s->set_hostname(r.str(node["hostname"], "service.hostname"));
 
-  const YAML::Node vips = node["vips"];
+  const yaml::Node vips = node["vips"];
   r.expect_seq(vips, "service.vips");
-  for (const auto& vip : vips) r.network_address(vip, "service.vips entry", s->add_addresses());
+  for (const auto& vip : vips.elements()) r.network_address(vip, "service.vips entry", s->add_addresses());
 
   if (auto v = node["cidrVips"]; !Reader::absent(v)) {
     r.expect_seq(v, "service.cidrVips");
-    for (const auto& entry : v) {
+    for (const auto& entry : v.elements()) {
       r.check_keys(entry, {"network", "cidr"}, "service.cidrVips entry");
       r.require(entry, "cidr", "service.cidrVips entry");
       wl::NetworkAddress* address = s->add_addresses();
@@ -342,12 +342,12 @@ void read_service(const Reader& r, const YAML::Node& node, wl::Service* s, std::
 
   if (auto v = node["subjectAltNames"]; !Reader::absent(v)) {
     r.expect_seq(v, "service.subjectAltNames");
-    for (const auto& san : v) s->add_subject_alt_names(r.str(san, "service.subjectAltNames entry"));
+    for (const auto& san : v.elements()) s->add_subject_alt_names(r.str(san, "service.subjectAltNames entry"));
   }
   if (auto v = node["waypoint"]; !Reader::absent(v)) read_gateway(r, v, "service.waypoint", s->mutable_waypoint());
   if (auto v = node["weightedWaypoints"]; !Reader::absent(v)) {
     r.expect_seq(v, "service.weightedWaypoints");
-    for (const auto& entry : v) {
+    for (const auto& entry : v.elements()) {
       r.check_keys(entry, {"destination", "weight"}, "service.weightedWaypoints entry");
       r.require(entry, "destination", "service.weightedWaypoints entry");
       wl::WeightedWaypoint* ww = s->add_weighted_waypoints();
@@ -362,7 +362,7 @@ void read_service(const Reader& r, const YAML::Node& node, wl::Service* s, std::
     auto* lb = s->mutable_load_balancing();
     if (auto prefs = v["routingPreferences"]; !Reader::absent(prefs)) {
       r.expect_seq(prefs, "service.loadBalancer.routingPreferences");
-      for (const auto& p : prefs) {
+      for (const auto& p : prefs.elements()) {
         lb->add_routing_preference(r.choice<wl::LoadBalancing::Scope>(
             p, "service.loadBalancer.routingPreferences entry",
             {{"Region", wl::LoadBalancing::REGION},
@@ -398,7 +398,7 @@ void read_service(const Reader& r, const YAML::Node& node, wl::Service* s, std::
   if (auto v = node["endpoints"]; !Reader::absent(v)) {
     r.expect_map(v, "service.endpoints");
     const std::string service_key = s->namespace_() + "/" + s->hostname();
-    for (const auto& entry : v) {
+    for (const auto& entry : v.entries()) {
       r.check_keys(entry.second, {"workloadUid", "port", "status"}, "service.endpoints entry");
       LocalEndpoint ep;
       ep.service_key = service_key;
@@ -408,7 +408,7 @@ void read_service(const Reader& r, const YAML::Node& node, wl::Service* s, std::
       }
       if (auto ports = entry.second["port"]; !Reader::absent(ports)) {
         r.expect_map(ports, "service.endpoints.port");
-        for (const auto& p : ports) {
+        for (const auto& p : ports.entries()) {
           ep.ports.emplace_back(r.port(p.first, "service.endpoints.port service port"),
                                 r.port(p.second, "service.endpoints.port target port"));
         }
@@ -421,19 +421,19 @@ void read_service(const Reader& r, const YAML::Node& node, wl::Service* s, std::
   }
 }
 
-void read_string_matches(const Reader& r, const YAML::Node& node, std::string_view what,
+void read_string_matches(const Reader& r, const yaml::Node& node, std::string_view what,
                          google::protobuf::RepeatedPtrField<sec::StringMatch>* out) {
   r.expect_seq(node, what);
-  for (const auto& entry : node) {
+  for (const auto& entry : node.elements()) {
     // Istio's serde form: a one-key mapping naming the kind, e.g. {Prefix: "spiffe"}.
     r.check_keys(entry, {"Exact", "Prefix", "Suffix", "Presence"}, fmt::format("{} entry", what));
     if (entry.size() != 1) r.fail(entry, fmt::format("{} entry must have exactly one of Exact, Prefix, Suffix, Presence", what));
     sec::StringMatch* m = out->Add();
-    const auto kv = *entry.begin();
-    const std::string kind = kv.first.Scalar();
+    const auto kv = *entry.entries().begin();
+    const std::string kind(kv.first.scalar());
     if (kind == "Presence") {
       // Presence carries no value; accept `[]`, `{}` or null.
-      if (!(Reader::absent(kv.second) || ((kv.second.IsSequence() || kv.second.IsMap()) && kv.second.size() == 0))) {
+      if (!(Reader::absent(kv.second) || ((kv.second.is_sequence() || kv.second.is_map()) && kv.second.size() == 0))) {
         r.fail(kv.second, fmt::format("{} Presence takes no value (write `Presence: []`)", what));
       }
       m->mutable_presence();
@@ -446,10 +446,10 @@ void read_string_matches(const Reader& r, const YAML::Node& node, std::string_vi
   }
 }
 
-void read_addresses(const Reader& r, const YAML::Node& node, std::string_view what,
+void read_addresses(const Reader& r, const yaml::Node& node, std::string_view what,
                     google::protobuf::RepeatedPtrField<sec::Address>* out) {
   r.expect_seq(node, what);
-  for (const auto& entry : node) {
+  for (const auto& entry : node.elements()) {
     sec::Address* a = out->Add();
     uint32_t length = 0;
     r.cidr(entry, fmt::format("{} entry", what), a->mutable_address(), &length);
@@ -457,7 +457,7 @@ void read_addresses(const Reader& r, const YAML::Node& node, std::string_view wh
   }
 }
 
-void read_match(const Reader& r, const YAML::Node& node, sec::Match* m) {
+void read_match(const Reader& r, const yaml::Node& node, sec::Match* m) {
   constexpr std::string_view what = "policy match";
   r.check_keys(node,
                {"namespaces", "notNamespaces", "principals", "notPrincipals", "serviceAccounts",
@@ -481,7 +481,7 @@ void read_match(const Reader& r, const YAML::Node& node, sec::Match* m) {
   auto ports = [&](const char* key, google::protobuf::RepeatedField<uint32_t>* out) {
     if (auto v = node[key]; !Reader::absent(v)) {
       r.expect_seq(v, fmt::format("{}.{}", what, key));
-      for (const auto& p : v) out->Add(r.port(p, fmt::format("{}.{} entry", what, key)));
+      for (const auto& p : v.elements()) out->Add(r.port(p, fmt::format("{}.{} entry", what, key)));
     }
   };
   ports("destinationPorts", m->mutable_destination_ports());
@@ -490,7 +490,7 @@ void read_match(const Reader& r, const YAML::Node& node, sec::Match* m) {
     if (auto v = node[key]; !Reader::absent(v)) {
       const std::string field = fmt::format("{}.{}", what, key);
       r.expect_seq(v, field);
-      for (const auto& entry : v) {
+      for (const auto& entry : v.elements()) {
         r.check_keys(entry, {"namespace", "serviceAccount"}, field + " entry");
         r.require(entry, "namespace", field + " entry");
         r.require(entry, "serviceAccount", field + " entry");
@@ -504,7 +504,7 @@ void read_match(const Reader& r, const YAML::Node& node, sec::Match* m) {
   accounts("notServiceAccounts", m->mutable_not_service_accounts());
 }
 
-void read_policy(const Reader& r, const YAML::Node& node, sec::Authorization* p) {
+void read_policy(const Reader& r, const yaml::Node& node, sec::Authorization* p) {
   constexpr std::string_view what = "policy";
   r.check_keys(node, {"name", "namespace", "scope", "action", "rules", "dryRun"}, what);
   for (const char* key : {"name", "namespace", "scope", "action"}) r.require(node, key, what);
@@ -518,13 +518,13 @@ void read_policy(const Reader& r, const YAML::Node& node, sec::Authorization* p)
   if (auto rules = node["rules"]; !Reader::absent(rules)) {
     // rules -> clauses -> matches: [[[match]]]
     r.expect_seq(rules, "policy.rules");
-    for (const auto& rule : rules) {
+    for (const auto& rule : rules.elements()) {
       r.expect_seq(rule, "policy.rules entry (a list of clauses)");
       sec::Rule* out_rule = p->add_rules();
-      for (const auto& clause : rule) {
+      for (const auto& clause : rule.elements()) {
         r.expect_seq(clause, "policy clause (a list of matches)");
         sec::Clause* out_clause = out_rule->add_clauses();
-        for (const auto& match : clause) read_match(r, match, out_clause->add_matches());
+        for (const auto& match : clause.elements()) read_match(r, match, out_clause->add_matches());
       }
     }
   }
@@ -532,34 +532,30 @@ void read_policy(const Reader& r, const YAML::Node& node, sec::Authorization* p)
 
 LocalConfig parse_or_throw(std::string_view text, std::string_view origin) {
   const Reader r(origin);
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp's message already carries "line N, column M".
-    throw ParseError{fmt::format("{}: invalid YAML: {}", origin, e.what())};
-  }
+  auto doc = yaml::Document::load(text);
+  if (!doc) throw ParseError{fmt::format("{}: invalid YAML: {}", origin, doc.error().message)};
+  const yaml::Node root = doc->root();
   LocalConfig config;
   if (Reader::absent(root)) return config;  // an empty file is an empty config
   r.check_keys(root, {"workloads", "policies", "services"}, "local config");
 
   if (auto v = root["workloads"]; !Reader::absent(v)) {
     r.expect_seq(v, "workloads");
-    for (const auto& node : v) {
+    for (const auto& node : v.elements()) {
       read_workload(r, node, &config.workloads.emplace_back());
       config.workload_origins.push_back(r.where(node));
     }
   }
   if (auto v = root["services"]; !Reader::absent(v)) {
     r.expect_seq(v, "services");
-    for (const auto& node : v) {
+    for (const auto& node : v.elements()) {
       read_service(r, node, &config.services.emplace_back(), &config.endpoints);
       config.service_origins.push_back(r.where(node));
     }
   }
   if (auto v = root["policies"]; !Reader::absent(v)) {
     r.expect_seq(v, "policies");
-    for (const auto& node : v) {
+    for (const auto& node : v.elements()) {
       read_policy(r, node, &config.policies.emplace_back());
       config.policy_origins.push_back(r.where(node));
     }
@@ -574,8 +570,6 @@ core::Result<LocalConfig> parse_local_config(std::string_view text, std::string_
     return parse_or_throw(text, origin);
   } catch (const ParseError& e) {
     return core::Error{e.message};
-  } catch (const YAML::Exception& e) {
-    return core::Error{fmt::format("{}: {}", origin, e.what())};
   }
 }
 
