@@ -184,25 +184,8 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, e
 
 // Copies a->b and b->a until both directions have seen EOF (each EOF is
 // passed on as a half-close) or either fails (both ends are then reset).
-// Counts go into `progress` as bytes move, so a caller that cancels the copy
-// still knows how much went each way; `progress` lives in the awaiting
-// caller's frame, which outlives the copy.
-// Cancellation: cancelling the awaiting coroutine (e.g. racing it with `||`
-// against a drain or policy timer) destroys both directions' frames; the
-// caller then owns closing the streams. `progress.error` stays empty then.
-template <class A, class B>
-boost::asio::awaitable<void> copy_bidirectional_counted(A& a, B& b, CopyResult& progress,
-                                                        CopyStart start = {}) {
-  using namespace boost::asio::experimental::awaitable_operators;
-  bool aborted = false;
-  error_code failure;
-  co_await (detail::copy_one_way(a, b, progress.a_to_b, failure, aborted, start.a_readable) &&
-            detail::copy_one_way(b, a, progress.b_to_a, failure, aborted, start.b_readable));
-  progress.error = failure;
-}
-
-// The same, for callers that only need the result at the end. Written out
-// rather than calling the counted form: one coroutine frame less per connection.
+// To end it early (a policy revocation), abort the sockets or reset the
+// stream: the reads fail and the copy returns what it moved so far.
 template <class A, class B>
 boost::asio::awaitable<CopyResult> copy_bidirectional(A& a, B& b, CopyStart start = {}) {
   using namespace boost::asio::experimental::awaitable_operators;

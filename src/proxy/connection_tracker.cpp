@@ -1,32 +1,19 @@
 // ConnectionTracker: registrations, and the re-check that revokes what a new snapshot denies.
 #include "proxy/connection_tracker.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
-#include <chrono>
 #include <utility>
+#include <vector>
 
 #include "core/log.h"
 #include "proxy/authorization.h"
 
 namespace ztunnel::proxy {
 
-namespace asio = boost::asio;
-
 struct ConnectionTracker::Entry {
-  Entry(asio::any_io_executor executor, rbac::Connection connection, state::WorkloadPtr destination,
-        std::string description)
-      : connection(std::move(connection)),
-        destination(std::move(destination)),
-        description(std::move(description)),
-        wake(std::move(executor), asio::steady_timer::time_point::max()) {}
-
   rbac::Connection connection;
   state::WorkloadPtr destination;  // as it was when the connection opened
   std::string description;
-  asio::steady_timer wake;  // parked; cancelled on revocation
+  std::function<void()> close;     // from on_revoke; empty until then
   bool revoked = false;
   std::string reason;
 };
@@ -58,16 +45,13 @@ void ConnectionTracker::Registration::release() noexcept {
   entry_.reset();
 }
 
-asio::awaitable<void> ConnectionTracker::Registration::revoked() {
-  if (!entry_) {
-    // Nothing can revoke it: wait until the partner of the `||` cancels us.
-    asio::steady_timer never(co_await asio::this_coro::executor,
-                             asio::steady_timer::time_point::max());
-    co_await never.async_wait(asio::as_tuple(asio::use_awaitable));
-    co_return;
+void ConnectionTracker::Registration::on_revoke(std::function<void()> close) {
+  if (!entry_) return;
+  if (entry_->revoked) {
+    close();
+    return;
   }
-  if (entry_->revoked) co_return;
-  co_await entry_->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+  entry_->close = std::move(close);
 }
 
 bool ConnectionTracker::Registration::is_revoked() const { return entry_ && entry_->revoked; }
@@ -77,20 +61,18 @@ const std::string& ConnectionTracker::Registration::reason() const {
   return entry_ ? entry_->reason : kNone;
 }
 
-ConnectionTracker::Registration ConnectionTracker::track(asio::any_io_executor executor,
-                                                         rbac::Connection connection,
+ConnectionTracker::Registration ConnectionTracker::track(rbac::Connection connection,
                                                          state::WorkloadPtr destination,
                                                          std::string description) {
-  auto entry = std::make_unique<Entry>(std::move(executor), std::move(connection),
-                                       std::move(destination), std::move(description));
+  auto entry = std::make_unique<Entry>(
+      Entry{std::move(connection), std::move(destination), std::move(description), {}, false, {}});
   entries_.insert(entry.get());
   return Registration(this, std::move(entry));
 }
 
 std::size_t ConnectionTracker::recheck(const state::Snapshot& snapshot) {
-  std::size_t closed = 0;
-  // Revoking only cancels a timer; the completions run after this loop, so
-  // no registration is destroyed while entries_ is being walked.
+  // Decide first, close after: a close must not run while entries_ is walked.
+  std::vector<Entry*> denied;
   for (Entry* entry : entries_) {
     if (entry->revoked) continue;
     state::WorkloadPtr current = snapshot.workload_by_uid(entry->destination->uid);
@@ -100,12 +82,17 @@ std::size_t ConnectionTracker::recheck(const state::Snapshot& snapshot) {
     if (decision.allowed) continue;
     entry->revoked = true;
     entry->reason = decision.reason;
-    entry->wake.cancel();
-    ++closed;
+    denied.push_back(entry);
     log::logger().write(log::Level::kInfo, "authz", kPolicyChange,
                         {{"connection", entry->description}, {"reason", decision.reason}});
   }
-  return closed;
+  for (Entry* entry : denied) {
+    // Closing completes the connection's pending operations later, from the
+    // worker's queue, so no registration can have gone meanwhile; checked
+    // anyway, as a close is the one call here that reaches outside.
+    if (entries_.contains(entry) && entry->close) entry->close();
+  }
+  return denied.size();
 }
 
 }  // namespace ztunnel::proxy

@@ -4,14 +4,18 @@
 
 #include <doctest/doctest.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <chrono>
 #include <utility>
 #include <variant>
 
+#include "net/copy.h"
+#include "net/socket.h"
 #include "support/run_coro.h"
 
 namespace ztunnel::proxy {
@@ -68,8 +72,8 @@ struct Fixture {
     store.apply(std::move(u));
   }
   ConnectionTracker::Registration track(uint16_t port) {
-    return tracker.track(io.get_executor(), connection_to(port),
-                         store.snapshot()->workload_by_uid(kUid), "test:" + std::to_string(port));
+    return tracker.track(connection_to(port), store.snapshot()->workload_by_uid(kUid),
+                         "test:" + std::to_string(port));
   }
 };
 
@@ -120,47 +124,81 @@ TEST_CASE("a re-check uses the workload's current policy list, not the one it co
   CHECK(registration.is_revoked());
 }
 
-TEST_CASE("revoked() completes when a re-check denies the connection, and beats a long copy") {
+TEST_CASE("a revocation runs the connection's close callback; an allowed connection's never runs") {
+  Fixture f;
+  auto denied = f.track(80);
+  auto allowed = f.track(81);
+  int denied_closes = 0;
+  int allowed_closes = 0;
+  denied.on_revoke([&] { ++denied_closes; });
+  allowed.on_revoke([&] { ++allowed_closes; });
+  f.apply({deny_port("no-80", 80)});
+  CHECK(f.tracker.recheck(*f.store.snapshot()) == 1);
+  CHECK(denied_closes == 1);
+  CHECK(allowed_closes == 0);
+  // A later re-check does not close it again.
+  CHECK(f.tracker.recheck(*f.store.snapshot()) == 0);
+  CHECK(denied_closes == 1);
+}
+
+TEST_CASE("a callback handed over after the revocation runs at once; an empty registration ignores it") {
+  Fixture f;
+  auto late = f.track(80);
+  f.apply({deny_port("no-80", 80)});
+  CHECK(f.tracker.recheck(*f.store.snapshot()) == 1);
+  int closes = 0;
+  late.on_revoke([&] { ++closes; });
+  CHECK(closes == 1);
+  ConnectionTracker::Registration none;
+  none.on_revoke([&] { ++closes; });
+  CHECK(closes == 1);
+  CHECK_FALSE(none.is_revoked());
+}
+
+TEST_CASE("a close that ends another tracked connection does not break the re-check") {
+  Fixture f;
+  auto first = std::make_unique<ConnectionTracker::Registration>(f.track(80));
+  auto second = std::make_unique<ConnectionTracker::Registration>(f.track(80));
+  int closes = 0;
+  // Whichever is closed first destroys the other's registration, as a
+  // connection ending synchronously would.
+  first->on_revoke([&] { ++closes; second.reset(); });
+  second->on_revoke([&] { ++closes; first.reset(); });
+  f.apply({deny_port("no-80", 80)});
+  CHECK(f.tracker.recheck(*f.store.snapshot()) == 2);
+  CHECK(closes == 1);
+  CHECK(f.tracker.size() == 1);
+}
+
+TEST_CASE("revoking a live copy ends it: both sockets aborted, the copy returns its counts") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    using namespace asio::experimental::awaitable_operators;
-    auto registration = f.tracker.track(io.get_executor(), connection_to(80),
-                                        f.store.snapshot()->workload_by_uid(kUid), "test");
-    // The policy lands while the "copy" (a long timer) is running.
+    // Two connected pairs stand in for client<->proxy and proxy<->server.
+    asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+    asio::ip::tcp::socket client(io), server(io);
+    asio::ip::tcp::socket downstream(io), upstream(io);
+    co_await client.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+    downstream = co_await acceptor.async_accept(asio::use_awaitable);
+    co_await upstream.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+    server = co_await acceptor.async_accept(asio::use_awaitable);
+
+    auto registration = f.track(80);
+    registration.on_revoke([&] {
+      net::abort(downstream);
+      net::abort(upstream);
+    });
+    co_await asio::async_write(client, asio::buffer("ping", 4), asio::use_awaitable);
+    // The policy lands while the copy runs.
     asio::steady_timer later(io, std::chrono::milliseconds(20));
     later.async_wait([&](boost::system::error_code) {
       f.apply({deny_port("no-80", 80)});
       f.tracker.recheck(*f.store.snapshot());
     });
-    asio::steady_timer copy(io, std::chrono::seconds(10));
     const auto start = std::chrono::steady_clock::now();
-    auto winner = co_await (copy.async_wait(asio::use_awaitable) || registration.revoked());
-    CHECK(winner.index() == 1);
+    const net::CopyResult copied = co_await net::copy_bidirectional(downstream, upstream);
     CHECK(registration.is_revoked());
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
-    // Revoked before the race started: completes at once.
-    auto again = co_await (copy.async_wait(asio::use_awaitable) || registration.revoked());
-    CHECK(again.index() == 1);
-  });
-}
-
-TEST_CASE("revoked() of an allowed connection loses to its partner and reports no revocation") {
-  Fixture f;
-  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    using namespace asio::experimental::awaitable_operators;
-    auto registration = f.tracker.track(io.get_executor(), connection_to(81),
-                                        f.store.snapshot()->workload_by_uid(kUid), "test");
-    f.apply({deny_port("no-80", 80)});
-    CHECK(f.tracker.recheck(*f.store.snapshot()) == 0);
-    asio::steady_timer copy(io, std::chrono::milliseconds(20));
-    auto winner = co_await (copy.async_wait(asio::use_awaitable) || registration.revoked());
-    CHECK(winner.index() == 0);
-    CHECK_FALSE(registration.is_revoked());
-    // An empty registration is never revoked either.
-    ConnectionTracker::Registration none;
-    asio::steady_timer short_copy(io, std::chrono::milliseconds(5));
-    auto empty = co_await (short_copy.async_wait(asio::use_awaitable) || none.revoked());
-    CHECK(empty.index() == 0);
+    CHECK(copied.a_to_b == 4);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
   });
 }
 

@@ -4,8 +4,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -138,17 +136,14 @@ asio::awaitable<void> Inbound::serve_connect(std::shared_ptr<Inbound> self,
   if (!upstream) co_return;
   // The request's fields (headers, authority) are not needed while the tunnel lives.
   request.request = h2::Request{};
-  using namespace asio::experimental::awaitable_operators;
-  net::CopyResult copied;
-  auto ended = co_await (net::copy_bidirectional_counted(request.stream, upstream->socket, copied) ||
-                         upstream->tracked.revoked());
-  if (ended.index() == 1) {
-    // The copy was cancelled mid-flight: cut both ends so neither peer waits
-    // on a tunnel that policy no longer allows.
-    access.set_error(std::string(kPolicyChange));
-    request.stream.reset();
-    net::abort(upstream->socket);
-  }
+  upstream->tracked.on_revoke([&stream = request.stream, &socket = upstream->socket] {
+    // Cut both ends: the copy's reads fail and it ends, and neither peer
+    // waits on a tunnel that policy no longer allows.
+    stream.reset();
+    net::abort(socket);
+  });
+  const net::CopyResult copied = co_await net::copy_bidirectional(request.stream, upstream->socket);
+  if (upstream->tracked.is_revoked()) access.set_error(std::string(kPolicyChange));
   access.record_copy(copied);
 }
 
@@ -194,8 +189,7 @@ asio::awaitable<std::optional<Inbound::OpenedUpstream>> Inbound::open_upstream(I
   }
   // Tracked before the next co_await: a policy published after the decision
   // is re-checked against this stream (see ConnectionTracker::track).
-  auto tracked = self.inputs_.connections->track(co_await asio::this_coro::executor,
-                                                 rbac_connection(asked), *local, described);
+  auto tracked = self.inputs_.connections->track(rbac_connection(asked), *local, described);
 
   const UpstreamConnect plan =
       plan_upstream_connect(*upstream, client, config.localhost_app_tunnel,

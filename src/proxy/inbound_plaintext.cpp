@@ -4,8 +4,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <optional>
@@ -85,8 +83,7 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
     co_return;
   }
   // Tracked before the next co_await (see ConnectionTracker::track).
-  auto tracked = self->inputs_.connections->track(co_await asio::this_coro::executor,
-                                                  rbac_connection(asked), *local, described);
+  auto tracked = self->inputs_.connections->track(rbac_connection(asked), *local, described);
 
   // A plaintext connection is always for the address it was sent to; only
   // the source address is a choice.
@@ -106,16 +103,13 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
     co_return;
   }
   // The client's first bytes have usually arrived during the upstream connect.
-  using namespace asio::experimental::awaitable_operators;
-  net::CopyResult copied;
-  auto ended = co_await (net::copy_bidirectional_counted(downstream, *upstream_socket, copied,
-                                                        net::CopyStart{.a_readable = true}) ||
-                         tracked.revoked());
-  if (ended.index() == 1) {
-    access.set_error(std::string(kPolicyChange));
+  tracked.on_revoke([&downstream, &upstream = *upstream_socket] {
     net::abort(downstream);
-    net::abort(*upstream_socket);
-  }
+    net::abort(upstream);
+  });
+  const net::CopyResult copied = co_await net::copy_bidirectional(
+      downstream, *upstream_socket, net::CopyStart{.a_readable = true});
+  if (tracked.is_revoked()) access.set_error(std::string(kPolicyChange));
   access.record_copy(copied);
 }
 
