@@ -12,30 +12,11 @@ export NS_A=zt-test-a-$$ NS_B=zt-test-b-$$
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-passed=0
-failed=0
 cleanup() {
   netns_cleanup
   echo "netns: $passed passed, $failed failed"
 }
 trap cleanup EXIT
-
-run() {  # run NAME: one scenario function in a subshell; failures are counted, not fatal
-  local name=$1 start=$SECONDS rc
-  # Not `if (...)`: bash ignores set -e inside a condition, so a failing step
-  # in the middle of a scenario would go unnoticed.
-  set +e
-  (set -e; "$name")
-  rc=$?
-  set -e
-  if ((rc == 0)); then
-    echo "PASS $name ($((SECONDS - start))s)"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $name"
-    failed=$((failed + 1))
-  fi
-}
 
 same_digest() {  # same_digest OUTPUT: tcp_tool's sent and recv checksums match
   local sent recv

@@ -153,3 +153,24 @@ netns_cleanup() {
   [[ -n $WORK && -d $WORK && -z ${KEEP_WORK:-} ]] && rm -rf "$WORK"
   return 0
 }
+
+# Scenario suites (tests/netns/*_test.sh): `run NAME` runs one scenario
+# function in a subshell and counts it; a failure is counted, not fatal.
+passed=0
+failed=0
+run() {
+  local name=$1 start=$SECONDS rc
+  # Not `if (...)`: bash ignores set -e inside a condition, so a failing step
+  # in the middle of a scenario would go unnoticed.
+  set +e
+  (set -e; "$name")
+  rc=$?
+  set -e
+  if ((rc == 0)); then
+    echo "PASS $name ($((SECONDS - start))s)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    failed=$((failed + 1))
+  fi
+}

@@ -22,28 +22,11 @@ export NS_A=zt-pol-a-$$ NS_B=zt-pol-b-$$
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-passed=0
-failed=0
 cleanup() {
   netns_cleanup
   echo "netns-policy: $passed passed, $failed failed"
 }
 trap cleanup EXIT
-
-run() {  # run NAME: one scenario in a subshell; failures are counted, not fatal
-  local name=$1 start=$SECONDS rc
-  set +e
-  (set -e; "$name")
-  rc=$?
-  set -e
-  if ((rc == 0)); then
-    echo "PASS $name ($((SECONDS - start))s)"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $name"
-    failed=$((failed + 1))
-  fi
-}
 
 fail() { echo "  $*"; return 1; }
 
