@@ -13,6 +13,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -81,6 +82,9 @@ boost::asio::awaitable<void> App::reload_on_sighup() {
 }
 
 int App::run() {
+  // SIGHUP reloads the local config once the main loop runs; until then its
+  // default action would kill a process that is still starting.
+  std::signal(SIGHUP, SIG_IGN);
   log::info("app", "starting ztunnel-cpp {} ({}, {})", core::kVersion, core::kGitRevision,
             core::kBuildProfile);
   log::info("app", "configuration:\n{}", config_.describe());
@@ -265,12 +269,22 @@ core::Result<std::vector<App::DedicatedProxy>> App::start_dedicated_proxy(
     auto connections =
         std::make_shared<proxy::ConnectionTracker>(config_.authz_policy_info_logging);
     worker_inputs.connections = connections;
+    // Re-checked against the state current when the re-check runs, not the
+    // one that triggered it: a connection admitted under a newer snapshot
+    // must not be judged by an older one. Publishes that arrive while a
+    // re-check is queued are covered by it.
+    auto recheck_queued = std::make_shared<std::atomic<bool>>(false);
     store_.add_listener([weak = std::weak_ptr<proxy::ConnectionTracker>(connections),
-                         executor = worker.get_executor()](
-                            const std::shared_ptr<const state::Snapshot>& snapshot) {
-      auto tracker = weak.lock();
-      if (!tracker) return;  // the proxy has stopped
-      boost::asio::post(executor, [tracker, snapshot] { tracker->recheck(*snapshot); });
+                         executor = worker.get_executor(), store = &store_,
+                         recheck_queued](const std::shared_ptr<const state::Snapshot>&) {
+      if (weak.expired()) return;  // the proxy has stopped
+      if (recheck_queued->exchange(true)) return;
+      boost::asio::post(executor, [weak, store, recheck_queued] {
+        // Cleared before the snapshot is read: a publish after this point
+        // queues another re-check.
+        recheck_queued->store(false);
+        if (auto tracker = weak.lock()) tracker->recheck(*store->snapshot());
+      });
     });
     // Each Outbound makes its own HBONE pool on its worker.
     p.outbound = proxy::Outbound::create(worker_inputs, std::move((*outbound_acceptors)[i]),

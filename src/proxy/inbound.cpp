@@ -204,6 +204,11 @@ asio::awaitable<std::optional<Inbound::OpenedUpstream>> Inbound::open_upstream(I
                       "connect " + format_endpoint(plan.destination) + ": " +
                           upstream_socket.error().message()});
   }
+  if (tracked.is_revoked()) {
+    // A policy change during the connect denied it: refuse before any byte moves.
+    net::abort(*upstream_socket);
+    co_return reject({kStatusUnauthorized, std::string(kPolicyRejection) + tracked.reason()});
+  }
 
   h2::Headers response_headers;
   if (config.enable_response_baggage) {

@@ -64,9 +64,10 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
   access.dst = *dst;
 
   const config::Config& config = *self->inputs_.config;
-  auto snapshot = self->inputs_.store->snapshot();
-  auto local =
-      check_plaintext_destination(*snapshot, self->inputs_.workload, *dst, config.illegal_ports());
+  // Not kept: this frame lives as long as the connection, and a snapshot held
+  // here would pin a whole replaced state (after a reload) for that long.
+  auto local = check_plaintext_destination(*self->inputs_.store->snapshot(), self->inputs_.workload,
+                                           *dst, config.illegal_ports());
   if (!local) {
     access.error = local.error().message;
     co_return;
@@ -100,6 +101,13 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
   if (!upstream_socket) {
     access.error =
         "connect " + format_endpoint(plan.destination) + ": " + upstream_socket.error().message();
+    co_return;
+  }
+  if (tracked.is_revoked()) {
+    // A policy change during the connect denied it: refuse before any byte moves.
+    access.error = std::string(kPolicyRejection) + tracked.reason();
+    net::abort(*upstream_socket);
+    net::abort(downstream);
     co_return;
   }
   // The client's first bytes have usually arrived during the upstream connect.
