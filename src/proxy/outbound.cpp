@@ -138,14 +138,20 @@ asio::awaitable<Outbound::Upstream> Outbound::open_upstream(Outbound& self,
     // before respond(200); Istio's h2 server holds them likewise). One
     // non-blocking read: nothing is waited for, a server-first protocol just
     // sends none. The buffer lives only until the response.
-    auto early = std::make_unique_for_overwrite<char[]>(kEarlyDataMax);
-    auto [early_ec, early_read] =
-        net::try_read_some(downstream, asio::buffer(early.get(), kEarlyDataMax));
-    early_size = early_ec ? 0 : early_read;  // nothing yet (or EOF, an error): the copy will see it
+    std::string early;
+    {
+      auto scratch = std::make_unique_for_overwrite<char[]>(kEarlyDataMax);
+      auto [early_ec, early_read] =
+          net::try_read_some(downstream, asio::buffer(scratch.get(), kEarlyDataMax));
+      early_size = early_ec ? 0 : early_read;  // nothing yet (or EOF, an error): the copy will see it
+      // Kept at its size, not 16 KiB: it waits out a pooled connect and
+      // handshake, and a connect storm has many such waits at once.
+      early.assign(scratch.get(), early_size);
+    }
     auto response = co_await self.pool_.open(std::move(key), route->authority->to_string(),
                                               std::move(headers),
-                                              asio::buffer(early.get(), early_size));
-    early.reset();
+                                              asio::buffer(early));
+    early = std::string();
     if (!response) {
       access.error = response.error().message;
       co_return Upstream{};
