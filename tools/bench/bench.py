@@ -332,7 +332,10 @@ class Bench:
         """The workloads measured once, after the rounds: {name: {variant: measurement}}."""
         once = {}
         if "conns" in self.only:
+            chosen = self.a.variants.split(",") if self.a.variants else VARIANTS
             for v, n in (("ztunnel", self.a.conns), ("stunnel", self.a.stunnel_conns)):
+                if v not in chosen:
+                    continue
                 m = self.conns(v, n)
                 once.setdefault("conns", {})[v] = m
                 print(f"  conns {v:<8} {m}", flush=True)
