@@ -5,6 +5,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <charconv>
+
 namespace ztunnel::proxy {
 
 namespace {
@@ -58,9 +60,31 @@ bool looks_numeric(std::string_view host) {
 }  // namespace
 
 std::string format_endpoint(const tcp::endpoint& endpoint) {
+  std::string out;
+  append_endpoint(out, endpoint);
+  return out;
+}
+
+void append_endpoint(std::string& out, const tcp::endpoint& endpoint) {
   const auto& ip = endpoint.address();
-  if (ip.is_v6()) return fmt::format("[{}]:{}", ip.to_string(), endpoint.port());
-  return fmt::format("{}:{}", ip.to_string(), endpoint.port());
+  char digits[8];
+  const auto append_number = [&](unsigned value) {
+    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out.append(digits, end);
+  };
+  if (ip.is_v6()) {
+    out += '[';
+    out += ip.to_string();
+    out += ']';
+  } else {
+    const auto bytes = ip.to_v4().to_bytes();
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      if (i != 0) out += '.';
+      append_number(bytes[i]);
+    }
+  }
+  out += ':';
+  append_number(endpoint.port());
 }
 
 uint16_t HboneAddress::port() const {
