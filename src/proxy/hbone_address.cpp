@@ -67,24 +67,26 @@ std::string format_endpoint(const tcp::endpoint& endpoint) {
 
 void append_endpoint(std::string& out, const tcp::endpoint& endpoint) {
   const auto& ip = endpoint.address();
-  char digits[8];
-  const auto append_number = [&](unsigned value) {
-    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-    out.append(digits, end);
-  };
   if (ip.is_v6()) {
     out += '[';
     out += ip.to_string();
     out += ']';
   } else {
+    // "255.255.255.255" at most, built on the stack and appended once.
+    char text[16];
+    std::size_t size = 0;
     const auto bytes = ip.to_v4().to_bytes();
     for (std::size_t i = 0; i < bytes.size(); ++i) {
-      if (i != 0) out += '.';
-      append_number(bytes[i]);
+      const unsigned octet = bytes[i];
+      if (i != 0) text[size++] = '.';
+      if (octet >= 100) text[size++] = static_cast<char>('0' + octet / 100);
+      if (octet >= 10) text[size++] = static_cast<char>('0' + octet / 10 % 10);
+      text[size++] = static_cast<char>('0' + octet % 10);
     }
+    out.append(text, size);
   }
-  out += ':';
-  append_number(endpoint.port());
+  char port[8] = {':'};
+  out.append(port, std::to_chars(port + 1, port + sizeof port, endpoint.port()).ptr);
 }
 
 uint16_t HboneAddress::port() const {
