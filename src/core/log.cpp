@@ -33,7 +33,15 @@ bool covers(std::string_view prefix, std::string_view target) {
 
 // Plain-format values are quoted only when they would otherwise be ambiguous.
 void append_plain_value(std::string& out, std::string_view v) {
-  bool needs_quotes = v.empty() || v.find_first_of(" \t\"=\n") != std::string_view::npos;
+  // One pass with plain comparisons: find_first_of over five characters
+  // costs a memchr per character kind, on every field of every line.
+  bool needs_quotes = v.empty();
+  for (char c : v) {
+    if (c == ' ' || c == '\t' || c == '"' || c == '=' || c == '\n') {
+      needs_quotes = true;
+      break;
+    }
+  }
   if (needs_quotes) {
     core::append_json_string(out, v);
   } else {
@@ -41,16 +49,34 @@ void append_plain_value(std::string& out, std::string_view v) {
   }
 }
 
-std::string timestamp_now() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
-  std::time_t t = std::chrono::system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:06}Z", buf, micros);
+// Appends the current UTC time, RFC 3339 with microseconds. The calendar
+// part changes once a second; each thread keeps its last one, so a busy
+// thread formats only the microseconds per line.
+void append_timestamp(std::string& out) {
+  struct Cached {
+    std::time_t second = -1;
+    char text[24] = {};  // "YYYY-MM-DDTHH:MM:SS"
+    std::size_t size = 0;
+  };
+  thread_local Cached cached;
+  const auto now = std::chrono::system_clock::now();
+  const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
+  const std::time_t t = std::chrono::system_clock::to_time_t(secs);
+  if (t != cached.second) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    cached.size = std::strftime(cached.text, sizeof cached.text, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached.second = t;
+  }
+  out.append(cached.text, cached.size);
+  char frac[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+  auto rest = static_cast<unsigned long>(micros);
+  for (int i = 6; i >= 1; --i) {
+    frac[i] = static_cast<char>('0' + rest % 10);
+    rest /= 10;
+  }
+  out.append(frac, sizeof frac);
 }
 
 }  // namespace
@@ -127,50 +153,84 @@ void Logger::set_filter(Filter filter) {
   min_level_.store(least);
 }
 
+LineBuilder::LineBuilder(Format format, Level level, std::string_view target,
+                         std::string_view message, std::string& line, std::string& scratch)
+    : format_(format), line_(line), scratch_(scratch) {
+  line_.clear();
+  if (format_ == Format::kJson) {
+    line_ += "{\"level\":";
+    core::append_json_string(line_, level_name(level));
+    line_ += ",\"time\":\"";
+    append_timestamp(line_);  // digits, '-', ':', '.', 'T', 'Z': nothing to escape
+    line_ += "\",\"scope\":";
+    core::append_json_string(line_, target);
+    line_ += ",\"message\":";
+    core::append_json_string(line_, message);
+  } else {
+    append_timestamp(line_);
+    line_.push_back('\t');
+    line_.append(level_name(level));
+    line_.push_back('\t');
+    line_.append(target);
+    line_.push_back('\t');
+    line_.append(message);
+  }
+}
+
+void LineBuilder::add(std::string_view key, std::string_view value) {
+  if (format_ == Format::kJson) {
+    line_.push_back(',');
+    core::append_json_string(line_, key);
+    line_.push_back(':');
+    core::append_json_string(line_, value);
+  } else {
+    line_.push_back(' ');
+    line_.append(key);
+    line_.push_back('=');
+    append_plain_value(line_, value);
+  }
+}
+
+std::string_view LineBuilder::finish() {
+  line_ += format_ == Format::kJson ? "}\n" : "\n";
+  return line_;
+}
+
 std::string Logger::render(Level level, std::string_view target, std::string_view message,
                            std::span<const Field> fields) const {
   std::string line;
-  line.reserve(96 + message.size());
-  if (format_.load() == Format::kJson) {
-    line += "{\"level\":";
-    core::append_json_string(line, level_name(level));
-    line += ",\"time\":";
-    core::append_json_string(line, timestamp_now());
-    line += ",\"scope\":";
-    core::append_json_string(line, target);
-    line += ",\"message\":";
-    core::append_json_string(line, message);
-    for (const Field& f : fields) {
-      line.push_back(',');
-      core::append_json_string(line, f.key);
-      line.push_back(':');
-      core::append_json_string(line, f.value);
-    }
-    line += "}\n";
-  } else {
-    line += timestamp_now();
-    line += fmt::format("\t{}\t{}\t", level_name(level), target);
-    line.append(message);
-    for (const Field& f : fields) {
-      line.push_back(' ');
-      line.append(f.key);
-      line.push_back('=');
-      append_plain_value(line, f.value);
-    }
-    line.push_back('\n');
-  }
+  std::string scratch;
+  LineBuilder builder(format_.load(), level, target, message, line, scratch);
+  for (const Field& f : fields) builder.add(f.key, f.value);
+  builder.finish();
   return line;
 }
 
 void Logger::write(Level level, std::string_view target, std::string_view message,
                    std::span<const Field> fields) {
-  std::string line = render(level, target, message, fields);
+  write_with(level, target, message, [fields](LineBuilder& line) {
+    for (const Field& f : fields) line.add(f.key, f.value);
+  });
+}
+
+Logger::LineBuffers& Logger::thread_buffers() {
+  thread_local LineBuffers buffers;
+  return buffers;
+}
+
+void Logger::release_if_large(LineBuffers& buffers) {
+  constexpr std::size_t kKeptBytes = 16 * 1024;
+  if (buffers.line.capacity() > kKeptBytes) std::string().swap(buffers.line);
+  if (buffers.scratch.capacity() > kKeptBytes) std::string().swap(buffers.scratch);
+}
+
+void Logger::emit(std::string_view line) {
   static std::mutex write_mutex;  // keeps lines from interleaving on one fd
   std::lock_guard lock(write_mutex);
   const char* p = line.data();
   size_t left = line.size();
   while (left > 0) {
-    ssize_t n = ::write(fd_.load(), p, left);
+    ssize_t n = ::write(fd_.load(std::memory_order_relaxed), p, left);
     if (n <= 0) return;  // nowhere else to report a failing log sink
     p += n;
     left -= static_cast<size_t>(n);

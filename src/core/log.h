@@ -60,6 +60,33 @@ struct Field {
   std::string value;
 };
 
+// Renders one line into storage the caller reuses: the time, level, target
+// and message first, then each field, quoted or escaped as the format needs.
+// Hot paths (the access log, one line per connection) add their fields
+// here instead of building a std::string per value.
+class LineBuilder {
+ public:
+  LineBuilder(Format format, Level level, std::string_view target, std::string_view message,
+              std::string& line, std::string& scratch);
+
+  void add(std::string_view key, std::string_view value);
+  // A value that `append(std::string&)` writes (an address, a number):
+  // built in the reused scratch string, then added as add() would.
+  template <class Append>
+  void add_with(std::string_view key, Append&& append) {
+    scratch_.clear();
+    append(scratch_);
+    add(key, scratch_);
+  }
+  // Ends the line (newline included) and returns it.
+  std::string_view finish();
+
+ private:
+  Format format_;
+  std::string& line_;
+  std::string& scratch_;
+};
+
 class Logger {
  public:
   Logger();
@@ -74,16 +101,34 @@ class Logger {
   void set_fd(int fd) { fd_.store(fd); }
 
   bool enabled(Level level, std::string_view target) const {
-    return level >= min_level_.load(std::memory_order_relaxed) &&
-           level >= filter()->level_for(target);
+    if (level < min_level_.load(std::memory_order_relaxed)) return false;
+    // Asked under the lock rather than on a copied pointer: no reference
+    // count round trip per line (the access log asks once per connection).
+    std::lock_guard lock(filter_mutex_);
+    return level >= filter_->level_for(target);
   }
   void write(Level level, std::string_view target, std::string_view message,
              std::initializer_list<Field> fields = {}) {
     write(level, target, message, std::span<const Field>(fields.begin(), fields.size()));
   }
-  // For lines whose set of fields is decided at run time (the access log).
+  // For lines whose set of fields is decided at run time.
   void write(Level level, std::string_view target, std::string_view message,
              std::span<const Field> fields);
+  // Writes a line whose fields `add_fields(LineBuilder&)` adds, rendered in
+  // this thread's reused buffers: no allocation per line or per field once
+  // the buffers have grown. Does not check the filter (callers do, with
+  // enabled(), before gathering what they log). `add_fields` must not log:
+  // it runs inside this thread's line buffers.
+  template <class AddFields>
+  void write_with(Level level, std::string_view target, std::string_view message,
+                  AddFields&& add_fields) {
+    LineBuffers& buffers = thread_buffers();
+    LineBuilder line(format_.load(std::memory_order_relaxed), level, target, message,
+                     buffers.line, buffers.scratch);
+    add_fields(line);
+    emit(line.finish());
+    release_if_large(buffers);
+  }
 
   // Renders a line without writing it; exposed for tests.
   std::string render(Level level, std::string_view target, std::string_view message,
@@ -94,6 +139,15 @@ class Logger {
   }
 
  private:
+  struct LineBuffers {
+    std::string line;
+    std::string scratch;
+  };
+  static LineBuffers& thread_buffers();
+  // After a rare huge line: do not keep its buffer for the thread's life.
+  static void release_if_large(LineBuffers& buffers);
+  void emit(std::string_view line);
+
   mutable std::mutex filter_mutex_;
   std::shared_ptr<const Filter> filter_;  // guarded by filter_mutex_
   std::atomic<Level> min_level_{Level::kInfo};  // cheapest possible early-out

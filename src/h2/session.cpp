@@ -1,10 +1,13 @@
 // An nghttp2 session run as one coroutine per connection, and CONNECT streams on it.
 //
 // Threads and wake-ups (everything below runs on the transport's executor):
-// - run() is one coroutine racing five loops with `||`: recv_loop (transport
-//   -> nghttp2_session_mem_recv), send_loop (nghttp2_session_mem_send ->
-//   transport), keepalive_loop (PING / PING-ACK deadline), handshake_watch
-//   (peer SETTINGS deadline) and force_watch (bounded flush when closing).
+// - run() is one coroutine racing three loops with `||`: recv_loop
+//   (transport -> nghttp2_session_mem_recv), send_loop
+//   (nghttp2_session_mem_send -> transport) and deadline_loop, one timer for
+//   every deadline a session has: the PING interval and PING-ACK timeout, the
+//   peer's SETTINGS deadline and the bounded flush when closing. (One loop,
+//   not one per deadline: each coroutine raced with `||` costs a frame and a
+//   parallel group on every HBONE connection, i.e. on every handshake.)
 //   The first loop to finish ends the session; the others are cancelled.
 // - nghttp2 callbacks only record: they append received bytes to a stream,
 //   flip flags and cancel wake-up timers. They never throw, await or do I/O.
@@ -170,9 +173,7 @@ class Core {
  private:
   awaitable<void> recv_loop();
   awaitable<void> send_loop();
-  awaitable<void> keepalive_loop();
-  awaitable<void> handshake_watch();
-  awaitable<void> force_watch();
+  awaitable<void> deadline_loop();
   awaitable<void> park();
 
   // Sets a flag as well as cancelling the timer: a wake-up that arrives
@@ -230,7 +231,11 @@ class Core {
   std::vector<std::shared_ptr<StreamState>> pending_resets_;  // see release_stream
 
   asio::steady_timer send_wake_;
-  asio::steady_timer force_timer_;
+  // deadline_loop's timer, set to the nearest deadline; cancel() makes it
+  // look again (arm_force_close added one).
+  asio::steady_timer deadline_timer_;
+  // Closing: give up flushing to the peer at this time (arm_force_close).
+  std::optional<std::chrono::steady_clock::time_point> force_close_at_;
   std::vector<std::uint8_t> out_;  // one batch of serialized frames
 
   bool send_pending_ = false;
@@ -340,7 +345,7 @@ Core::Core(std::unique_ptr<Transport> transport, SessionOptions options, bool se
       handler_(handler ? std::make_shared<const ServerSession::Handler>(std::move(handler))
                        : nullptr),
       send_wake_(ex_),
-      force_timer_(ex_, asio::steady_timer::time_point::max()),
+      deadline_timer_(ex_),
       sent_resets_(opts_.limits.sent_reset_burst, opts_.limits.sent_reset_rate) {
   NgOptionPtr option = make_nghttp2_option(opts_, server_);
   nghttp2_session* raw = nullptr;
@@ -387,8 +392,7 @@ awaitable<error_code> Core::run(std::shared_ptr<Core> self) {
   self->started_ = true;
   if (self->finished_) co_return self->close_reason_;
   try {
-    co_await (self->recv_loop() || self->send_loop() || self->keepalive_loop() ||
-              self->handshake_watch() || self->force_watch());
+    co_await (self->recv_loop() || self->send_loop() || self->deadline_loop());
   } catch (const boost::system::system_error& e) {
     // Only cancellation of run() itself gets here (throw_if_cancelled).
     self->fail(e.code());
@@ -453,7 +457,7 @@ awaitable<void> Core::recv_loop() {
     after_io();
     if (terminating_) {
       // Stop reading: the send loop flushes GOAWAY and ends the session, or
-      // force_watch gives up on a peer that does not read.
+      // deadline_loop gives up on a peer that does not read.
       co_await park();
       co_return;
     }
@@ -503,59 +507,54 @@ awaitable<void> Core::send_loop() {
   }
 }
 
-awaitable<void> Core::keepalive_loop() {
-  if (opts_.ping_interval <= std::chrono::steady_clock::duration::zero()) co_return co_await park();
-  asio::steady_timer timer(ex_);
+awaitable<void> Core::deadline_loop() {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  std::optional<clock::time_point> next_ping;
+  if (opts_.ping_interval > clock::duration::zero()) next_ping = start + opts_.ping_interval;
+  std::optional<clock::time_point> settings_due;
+  if (opts_.settings_timeout > clock::duration::zero()) settings_due = start + opts_.settings_timeout;
   for (;;) {
-    timer.expires_after(opts_.ping_interval);
-    auto [ec] = co_await timer.async_wait(use_nothrow);
-    if (ec) co_return;
-    const auto now = std::chrono::steady_clock::now();
-    if (ping_outstanding_) {
-      if (now - ping_sent_ >= opts_.ping_timeout) {
-        log::info(kLog, "closing HTTP/2 connection: no PING ACK");
-        fail(make_error_code(Errc::kPingTimeout));
-        co_return;
-      }
-      continue;
-    }
-    if (nghttp2_submit_ping(ng_.get(), NGHTTP2_FLAG_NONE, nullptr) == 0) {
-      ping_outstanding_ = true;
-      ping_sent_ = now;
-      wake_send();
-    }
-  }
-}
-
-awaitable<void> Core::handshake_watch() {
-  if (opts_.settings_timeout > std::chrono::steady_clock::duration::zero()) {
-    asio::steady_timer timer(ex_, opts_.settings_timeout);
-    auto [ec] = co_await timer.async_wait(use_nothrow);
-    if (ec) co_return;
-    if (!peer_settings_seen_) {
-      log::info(kLog, "closing HTTP/2 connection: no SETTINGS from peer");
-      fail(make_error_code(Errc::kHandshakeTimeout));
-      co_return;
-    }
-  }
-  co_await park();
-}
-
-awaitable<void> Core::force_watch() {
-  for (;;) {
-    co_await force_timer_.async_wait(use_nothrow);
+    auto wake = clock::time_point::max();
+    if (next_ping) wake = std::min(wake, *next_ping);
+    if (settings_due) wake = std::min(wake, *settings_due);
+    if (force_close_at_) wake = std::min(wake, *force_close_at_);
+    deadline_timer_.expires_at(wake);
+    co_await deadline_timer_.async_wait(use_nothrow);
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cs.cancelled() != asio::cancellation_type::none) co_return;
-    if (force_timer_.expiry() != asio::steady_timer::time_point::max() &&
-        std::chrono::steady_clock::now() >= force_timer_.expiry()) {
-      co_return;  // flushing took too long: give up on the peer
+    // Woken early (a new deadline) or on time: act on whatever is due.
+    const auto now = clock::now();
+    if (force_close_at_ && now >= *force_close_at_) co_return;  // flushing took too long
+    if (settings_due && now >= *settings_due) {
+      if (!peer_settings_seen_) {
+        log::info(kLog, "closing HTTP/2 connection: no SETTINGS from peer");
+        fail(make_error_code(Errc::kHandshakeTimeout));
+        co_return;
+      }
+      settings_due.reset();
+    }
+    if (next_ping && now >= *next_ping) {
+      next_ping = now + opts_.ping_interval;
+      if (ping_outstanding_) {
+        if (now - ping_sent_ >= opts_.ping_timeout) {
+          log::info(kLog, "closing HTTP/2 connection: no PING ACK");
+          fail(make_error_code(Errc::kPingTimeout));
+          co_return;
+        }
+      } else if (nghttp2_submit_ping(ng_.get(), NGHTTP2_FLAG_NONE, nullptr) == 0) {
+        ping_outstanding_ = true;
+        ping_sent_ = now;
+        wake_send();
+      }
     }
   }
 }
 
 void Core::arm_force_close() {
-  if (force_timer_.expiry() == asio::steady_timer::time_point::max()) {
-    force_timer_.expires_after(opts_.close_flush_timeout);
+  if (!force_close_at_) {
+    force_close_at_ = std::chrono::steady_clock::now() + opts_.close_flush_timeout;
+    deadline_timer_.cancel();  // deadline_loop re-arms for the nearer deadline
   }
 }
 

@@ -5,6 +5,7 @@
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -69,21 +70,48 @@ tcp::endpoint endpoint_from(const sockaddr_storage& storage) {
   return {asio::ip::address_v4(ntohl(in4.sin_addr.s_addr)), ntohs(in4.sin_port)};
 }
 
+// A non-blocking connect started: finished (`done`, with its outcome), or
+// still in progress (wait for writability, then read SO_ERROR).
+struct ConnectStart {
+  bool done = false;
+  error_code ec;
+};
+
+// `expect_quick`: the peer is in our own network namespace, where the kernel
+// completes the handshake inside connect() itself (it still answers
+// EINPROGRESS). One poll() then confirms it, instead of an async wait, the
+// deadline race around it and a scheduler round (an epoll_ctl and an
+// epoll_wait) on every inbound CONNECT.
+ConnectStart start_connect(tcp::socket& socket, const tcp::endpoint& destination,
+                           bool expect_quick) {
+  error_code ec;
+  socket.non_blocking(true, ec);  // the FIONBIO Asio would make on the first async operation
+  if (ec) return {true, ec};
+  const int fd = socket.native_handle();
+  if (::connect(fd, destination.data(), static_cast<socklen_t>(destination.size())) == 0) {
+    return {true, {}};
+  }
+  if (errno != EINPROGRESS) return {true, last_error()};
+  if (!expect_quick) return {};
+  pollfd ready{fd, POLLOUT, 0};
+  if (::poll(&ready, 1, 0) != 1) return {};
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return {true, last_error()};
+  return {true, error_code(err, boost::system::system_category())};
+}
+
 // Asio's async_connect follows the writable event with poll() and then
 // getsockopt(SO_ERROR); after epoll has said "writable" the poll adds nothing.
 // Cancellation: as async_wait's (operation_aborted; the caller closes the socket).
-asio::awaitable<error_code> connect_nonblocking(tcp::socket& socket, tcp::endpoint destination) {
-  error_code ec;
-  socket.non_blocking(true, ec);  // the FIONBIO Asio would make on the first async operation
-  if (ec) co_return ec;
-  const int fd = socket.native_handle();
-  if (::connect(fd, destination.data(), static_cast<socklen_t>(destination.size())) == 0) co_return ec;
-  if (errno != EINPROGRESS) co_return last_error();
+asio::awaitable<error_code> finish_connect(tcp::socket& socket) {
   auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_write, use_nothrow);
   if (wait_ec) co_return wait_ec;
   int err = 0;
   socklen_t len = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) co_return last_error();
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    co_return last_error();
+  }
   co_return error_code(err, boost::system::system_category());
 }
 
@@ -191,9 +219,14 @@ asio::awaitable<boost::system::result<tcp::socket>> SocketFactory::connect(
     socket.bind(tcp::endpoint(*source, 0), ec);
     if (ec) co_return ec;
   }
+  const ConnectStart started =
+      start_connect(socket, destination, /*expect_quick=*/peer == Peer::kSameNamespace);
+  if (started.done) {
+    if (started.ec) co_return started.ec;
+    co_return socket;
+  }
   asio::steady_timer deadline(executor, options_.connect_timeout);
-  auto outcome = co_await (connect_nonblocking(socket, destination) ||
-                           deadline.async_wait(use_nothrow));
+  auto outcome = co_await (finish_connect(socket) || deadline.async_wait(use_nothrow));
   if (outcome.index() == 1) co_return make_error_code(boost::system::errc::timed_out);
   if (error_code connect_ec = std::get<0>(outcome)) co_return connect_ec;
   co_return socket;

@@ -8,6 +8,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <string_view>
+
 #include "support/run_coro.h"
 #include "support/testing.h"
 
@@ -156,6 +158,38 @@ TEST_CASE("a socket that was not redirected has no original destination") {
     } else {
       CHECK(dst.error().value() == ENOENT);
     }
+  });
+}
+
+TEST_CASE("a same-namespace connect finishes at once: connected, or its error, without a wait") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    SocketFactory factory(SocketOptions{});
+    auto acceptor = factory.listen(executor, {asio::ip::make_address("127.0.0.1"), 0});
+    REQUIRE(acceptor.has_value());
+    auto connected = co_await factory.connect(acceptor->local_endpoint(), std::nullopt,
+                                              SocketFactory::Peer::kSameNamespace);
+    REQUIRE(connected.has_value());
+    boost::system::error_code ec;
+    CHECK(connected->remote_endpoint(ec) == acceptor->local_endpoint());
+    CHECK_FALSE(ec);
+    // Bytes flow both ways on it.
+    tcp::socket accepted = acceptor->accept();
+    const char hello[] = "hi";
+    CHECK(::send(connected->native_handle(), hello, 2, 0) == 2);
+    char got[2] = {};
+    CHECK(::recv(accepted.native_handle(), got, 2, MSG_WAITALL) == 2);
+    CHECK(std::string_view(got, 2) == "hi");
+
+    tcp::endpoint free_port;
+    {
+      tcp::acceptor probe(executor, {asio::ip::make_address("127.0.0.1"), 0});
+      free_port = probe.local_endpoint();
+    }
+    auto refused =
+        co_await factory.connect(free_port, std::nullopt, SocketFactory::Peer::kSameNamespace);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error() == asio::error::connection_refused);
   });
 }
 

@@ -51,8 +51,9 @@ class ConnectionRecord {
     if (error.empty()) error = std::move(message);
   }
 
-  // The access-log line's fields, in order; `elapsed` is the duration logged.
-  std::vector<log::Field> fields(std::chrono::milliseconds elapsed) const;
+  // Adds the access-log line's fields, in order; `elapsed` is the duration
+  // logged. Values are written straight into the line (no string per field).
+  void add_fields(log::LineBuilder& line, std::chrono::milliseconds elapsed) const;
 
  private:
   std::chrono::steady_clock::time_point start_;

@@ -25,10 +25,12 @@ std::string describe(const AuthorizationRequest& request) {
                      request.destination_workload ? request.destination_workload->uid : "-");
 }
 
-void log_decision(const rbac::Decision& decision, std::string_view connection, bool info_level) {
+void log_decision(const rbac::Decision& decision, const AuthorizationRequest& request,
+                  bool info_level) {
   const log::Level level = info_level ? log::Level::kInfo : log::Level::kDebug;
   log::Logger& logger = log::logger();
   if (!logger.enabled(level, "authz")) return;
+  const std::string connection = describe(request);
   bool dry_run_allows = false;
   bool dry_run_allow_matched = false;
   for (const auto& outcome : decision.dry_run) {
@@ -39,18 +41,18 @@ void log_decision(const rbac::Decision& decision, std::string_view connection, b
     }
     if (!outcome.matched) continue;
     logger.write(level, "authz", deny ? "dry-run: deny policy match" : "dry-run: allow policy match",
-                 {{"policy", outcome.policy}, {"connection", std::string(connection)}});
+                 {{"policy", outcome.policy}, {"connection", connection}});
   }
   // Allowed only because the unmatched ALLOWs are dry-run: enforcing them
   // would deny this connection, which is what an operator trying them wants to know.
   if (decision.allowed && decision.policy.empty() && dry_run_allows && !dry_run_allow_matched) {
     logger.write(level, "authz", "dry-run: no allow policies match",
-                 {{"connection", std::string(connection)}});
+                 {{"connection", connection}});
   }
   logger.write(level, "authz", decision.allowed ? "connection allowed" : "connection denied",
                {{"policy", decision.policy.empty() ? "-" : decision.policy},
                 {"reason", decision.reason},
-                {"connection", std::string(connection)}});
+                {"connection", connection}});
 }
 
 }  // namespace ztunnel::proxy

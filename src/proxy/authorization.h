@@ -24,8 +24,10 @@ std::string describe(const AuthorizationRequest& request);
 
 // The decision and every dry-run outcome, at DEBUG, or INFO when
 // AUTHZ_POLICY_INFO_LOGGING=true (Istio's authpol_log). Dry-run policies are
-// never enforced; these lines are their only effect. `connection` is what
-// describe() returned.
-void log_decision(const rbac::Decision& decision, std::string_view connection, bool info_level);
+// never enforced; these lines are their only effect. The lines name the
+// connection as describe(request) does; nothing is formatted when they are
+// filtered out (the usual case: one decision per connection).
+void log_decision(const rbac::Decision& decision, const AuthorizationRequest& request,
+                  bool info_level);
 
 }  // namespace ztunnel::proxy

@@ -10,9 +10,8 @@
 namespace ztunnel::proxy {
 
 struct ConnectionTracker::Entry {
-  rbac::Connection connection;
-  state::WorkloadPtr destination;  // as it was when the connection opened
-  std::string description;
+  // What was authorized; its destination workload as it was then.
+  AuthorizationRequest request;
   std::function<void()> close;     // from on_revoke; empty until then
   bool revoked = false;
   std::string reason;
@@ -61,11 +60,8 @@ const std::string& ConnectionTracker::Registration::reason() const {
   return entry_ ? entry_->reason : kNone;
 }
 
-ConnectionTracker::Registration ConnectionTracker::track(rbac::Connection connection,
-                                                         state::WorkloadPtr destination,
-                                                         std::string description) {
-  auto entry = std::make_unique<Entry>(
-      Entry{std::move(connection), std::move(destination), std::move(description), {}, false, {}});
+ConnectionTracker::Registration ConnectionTracker::track(AuthorizationRequest request) {
+  auto entry = std::make_unique<Entry>(Entry{std::move(request), {}, false, {}});
   entries_.insert(entry.get());
   return Registration(this, std::move(entry));
 }
@@ -75,16 +71,18 @@ std::size_t ConnectionTracker::recheck(const state::Snapshot& snapshot) {
   std::vector<Entry*> denied;
   for (Entry* entry : entries_) {
     if (entry->revoked) continue;
-    state::WorkloadPtr current = snapshot.workload_by_uid(entry->destination->uid);
-    const state::Workload& destination = current ? *current : *entry->destination;
-    rbac::Decision decision = rbac::authorize(snapshot, destination, entry->connection);
-    log_decision(decision, entry->description, info_logging_);
+    const state::WorkloadPtr& opened_with = entry->request.destination_workload;
+    state::WorkloadPtr current = snapshot.workload_by_uid(opened_with->uid);
+    const state::Workload& destination = current ? *current : *opened_with;
+    rbac::Decision decision =
+        rbac::authorize(snapshot, destination, rbac_connection(entry->request));
+    log_decision(decision, entry->request, info_logging_);
     if (decision.allowed) continue;
     entry->revoked = true;
     entry->reason = decision.reason;
     denied.push_back(entry);
     log::logger().write(log::Level::kInfo, "authz", kPolicyChange,
-                        {{"connection", entry->description}, {"reason", decision.reason}});
+                        {{"connection", describe(entry->request)}, {"reason", decision.reason}});
   }
   for (Entry* entry : denied) {
     // Closing completes the connection's pending operations later, from the

@@ -20,6 +20,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "proxy/inputs.h"
 #include "rbac/rbac.h"
 #include "state/store.h"
 
@@ -60,12 +61,12 @@ class ConnectionTracker {
     std::unique_ptr<Entry> entry_;
   };
 
-  // Tracks a connection that has just been allowed. Register before the next
-  // co_await after the decision, so that no re-check can run between the two
-  // (a policy published meanwhile is then re-checked against this connection).
-  // `description` names it in the close log line.
-  Registration track(rbac::Connection connection, state::WorkloadPtr destination,
-                     std::string description);
+  // Tracks a connection that has just been allowed (`request` is what was
+  // authorized). Register before the next co_await after the decision, so
+  // that no re-check can run between the two (a policy published meanwhile is
+  // then re-checked against this connection). The close log line describes
+  // the connection from `request` (describe()), only if it is ever closed.
+  Registration track(AuthorizationRequest request);
 
   // Re-authorizes every tracked connection against `snapshot`: the
   // destination workload as the snapshot has it now (its policy list may have

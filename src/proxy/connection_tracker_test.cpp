@@ -50,13 +50,13 @@ state::Policy deny_port(std::string name, uint16_t port) {
   return p;
 }
 
-rbac::Connection connection_to(uint16_t port) {
-  rbac::Connection c;
-  c.source_identity = state::Identity{"cluster.local", "ns", "client"};
-  c.source_ip = asio::ip::make_address("10.0.0.1");
-  c.destination_ip = asio::ip::make_address("10.0.0.2");
-  c.destination_port = port;
-  return c;
+AuthorizationRequest request_to(uint16_t port, state::WorkloadPtr destination) {
+  AuthorizationRequest r;
+  r.source_identity = state::Identity{"cluster.local", "ns", "client"};
+  r.source = asio::ip::tcp::endpoint(asio::ip::make_address("10.0.0.1"), 40000);
+  r.destination = asio::ip::tcp::endpoint(asio::ip::make_address("10.0.0.2"), port);
+  r.destination_workload = std::move(destination);
+  return r;
 }
 
 struct Fixture {
@@ -72,8 +72,7 @@ struct Fixture {
     store.apply(std::move(u));
   }
   ConnectionTracker::Registration track(uint16_t port) {
-    return tracker.track(connection_to(port), store.snapshot()->workload_by_uid(kUid),
-                         "test:" + std::to_string(port));
+    return tracker.track(request_to(port, store.snapshot()->workload_by_uid(kUid)));
   }
 };
 

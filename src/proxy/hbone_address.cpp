@@ -5,6 +5,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <charconv>
+
 namespace ztunnel::proxy {
 
 namespace {
@@ -58,9 +60,33 @@ bool looks_numeric(std::string_view host) {
 }  // namespace
 
 std::string format_endpoint(const tcp::endpoint& endpoint) {
+  std::string out;
+  append_endpoint(out, endpoint);
+  return out;
+}
+
+void append_endpoint(std::string& out, const tcp::endpoint& endpoint) {
   const auto& ip = endpoint.address();
-  if (ip.is_v6()) return fmt::format("[{}]:{}", ip.to_string(), endpoint.port());
-  return fmt::format("{}:{}", ip.to_string(), endpoint.port());
+  if (ip.is_v6()) {
+    out += '[';
+    out += ip.to_string();
+    out += ']';
+  } else {
+    // "255.255.255.255" at most, built on the stack and appended once.
+    char text[16];
+    std::size_t size = 0;
+    const auto bytes = ip.to_v4().to_bytes();
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      const unsigned octet = bytes[i];
+      if (i != 0) text[size++] = '.';
+      if (octet >= 100) text[size++] = static_cast<char>('0' + octet / 100);
+      if (octet >= 10) text[size++] = static_cast<char>('0' + octet / 10 % 10);
+      text[size++] = static_cast<char>('0' + octet % 10);
+    }
+    out.append(text, size);
+  }
+  char port[8] = {':'};
+  out.append(port, std::to_chars(port + 1, port + sizeof port, endpoint.port()).ptr);
 }
 
 uint16_t HboneAddress::port() const {

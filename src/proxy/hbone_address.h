@@ -16,6 +16,10 @@ using tcp = boost::asio::ip::tcp;
 // "1.2.3.4:80" or "[fd00::1]:80", as Rust's SocketAddr prints them, which is
 // what Istio peers send and expect in :authority and `forwarded: for=`.
 std::string format_endpoint(const tcp::endpoint& endpoint);
+// The same text appended to `out`, without the generic formatter: an IPv4
+// endpoint is printed digit by digit (inet_ntop goes through sprintf), as it
+// is on every connection's access-log line and forwarded header.
+void append_endpoint(std::string& out, const tcp::endpoint& endpoint);
 
 // A service hostname target, used when the caller cannot know a pod IP (a
 // request that crossed an east/west gateway).

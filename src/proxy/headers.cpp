@@ -29,8 +29,13 @@ std::string_view trim(std::string_view s) {
 
 std::string forwarded_header(const tcp::endpoint& client,
                              std::optional<std::string_view> service_hostname) {
-  std::string out = fmt::format("for=\"{}\"", format_endpoint(client));
-  if (service_hostname) out += fmt::format(";host={}", *service_hostname);
+  std::string out = "for=\"";
+  append_endpoint(out, client);
+  out += '"';
+  if (service_hostname) {
+    out += ";host=";
+    out += *service_hostname;
+  }
   return out;
 }
 
@@ -63,22 +68,29 @@ Baggage baggage_of(const state::Workload& w) {
 }
 
 std::string baggage_header(const state::Workload& workload) {
-  Baggage b = baggage_of(workload);
-  std::string type(state::enum_name(workload.workload_type));
-  const std::pair<std::string, const std::string*> entries[] = {
-      {"k8s.cluster.name", &b.cluster_id},
-      {"k8s.namespace.name", &b.namespace_},
-      {fmt::format("k8s.{}.name", type), &b.workload_name},
-      {"service.name", &b.service_name},
-      {"service.version", &b.revision},
-      {"cloud.region", &b.region},
-      {"cloud.availability_zone", &b.zone},
+  // Straight from the workload's fields: this header is built for every
+  // outbound connection.
+  const std::string_view type = state::enum_name(workload.workload_type);
+  const std::pair<std::string_view, const std::string*> entries[] = {
+      {"k8s.cluster.name", &workload.cluster_id},
+      {"k8s.namespace.name", &workload.namespace_},
+      {{}, &workload.workload_name},  // k8s.<type>.name
+      {"service.name", &workload.canonical_name},
+      {"service.version", &workload.canonical_revision},
+      {"cloud.region", &workload.locality.region},
+      {"cloud.availability_zone", &workload.locality.zone},
   };
   std::string out;
   for (const auto& [key, value] : entries) {
     if (value->empty()) continue;
     if (!out.empty()) out += ',';
-    out += key;
+    if (key.empty()) {
+      out += "k8s.";
+      out += type;
+      out += ".name";
+    } else {
+      out += key;
+    }
     out += '=';
     out += *value;
   }
@@ -130,10 +142,20 @@ Baggage parse_baggage(std::span<const std::string_view> values) {
 }
 
 std::string traceparent_header(Random& random) {
-  uint64_t trace_hi = random.next_u64();
-  uint64_t trace_lo = random.next_u64();
-  uint64_t parent = random.next_u64();
-  return fmt::format("00-{:016x}{:016x}-{:016x}-00", trace_hi, trace_lo, parent);
+  const uint64_t parts[] = {random.next_u64(), random.next_u64(), random.next_u64()};
+  // "00-" trace id (32 hex) "-" parent id (16 hex) "-00", lower-case hex.
+  std::string out(55, '0');
+  const auto put_hex = [&out](std::size_t at, uint64_t value) {
+    constexpr char kHex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < 16; ++i) out[at + 15 - i] = kHex[(value >> (4 * i)) & 0xf];
+  };
+  out[2] = '-';
+  put_hex(3, parts[0]);
+  put_hex(19, parts[1]);
+  out[35] = '-';
+  put_hex(36, parts[2]);
+  out[52] = '-';
+  return out;
 }
 
 }  // namespace ztunnel::proxy

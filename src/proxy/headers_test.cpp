@@ -42,6 +42,18 @@ TEST_CASE("endpoints are formatted as Rust's SocketAddr prints them") {
   CHECK(format_endpoint(ep("10.0.0.1", 8080)) == "10.0.0.1:8080");
   CHECK(format_endpoint(ep("::1", 80)) == "[::1]:80");
   CHECK(format_endpoint(ep("fd00::1:2", 15008)) == "[fd00::1:2]:15008");
+  // The digit-by-digit IPv4 path at its edges.
+  CHECK(format_endpoint(ep("0.0.0.0", 0)) == "0.0.0.0:0");
+  CHECK(format_endpoint(ep("255.255.255.255", 65535)) == "255.255.255.255:65535");
+  CHECK(format_endpoint(ep("10.100.9.200", 9)) == "10.100.9.200:9");
+  CHECK(format_endpoint(ep("::ffff:10.0.0.1", 80)) == "[::ffff:10.0.0.1]:80");
+}
+
+TEST_CASE("append_endpoint appends to what is already there") {
+  std::string out = "for=";
+  append_endpoint(out, ep("192.168.1.20", 443));
+  append_endpoint(out, ep("fd00::7", 1));
+  CHECK(out == "for=192.168.1.20:443[fd00::7]:1");
 }
 
 TEST_CASE("forwarded carries the client address, and the service host when service-addressed") {

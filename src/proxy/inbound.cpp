@@ -180,16 +180,15 @@ asio::awaitable<std::optional<Inbound::OpenedUpstream>> Inbound::open_upstream(I
   if (!upstream) co_return reject(upstream.error());
   access.dst = upstream->address;
 
-  const AuthorizationRequest asked{peer, client, upstream->address, *local};
-  const std::string described = describe(asked);
+  AuthorizationRequest asked{peer, client, upstream->address, *local};
   const rbac::Decision decision = self.inputs_.authorize(asked);
-  log_decision(decision, described, config.authz_policy_info_logging);
+  log_decision(decision, asked, config.authz_policy_info_logging);
   if (!decision.allowed) {
     co_return reject({kStatusUnauthorized, std::string(kPolicyRejection) + decision.reason});
   }
   // Tracked before the next co_await: a policy published after the decision
   // is re-checked against this stream (see ConnectionTracker::track).
-  auto tracked = self.inputs_.connections->track(rbac_connection(asked), *local, described);
+  auto tracked = self.inputs_.connections->track(std::move(asked));
 
   const UpstreamConnect plan =
       plan_upstream_connect(*upstream, client, config.localhost_app_tunnel,

@@ -74,17 +74,16 @@ asio::awaitable<void> InboundPlaintext::serve(std::shared_ptr<InboundPlaintext> 
   }
   access.dst_identities = {(*local)->identity()};
 
-  const AuthorizationRequest asked{std::nullopt, access.src, *dst, *local};
-  const std::string described = describe(asked);
+  AuthorizationRequest asked{std::nullopt, access.src, *dst, *local};
   const rbac::Decision decision = self->inputs_.authorize(asked);
-  log_decision(decision, described, config.authz_policy_info_logging);
+  log_decision(decision, asked, config.authz_policy_info_logging);
   if (!decision.allowed) {
     access.error = std::string(kPolicyRejection) + decision.reason;
     net::abort(downstream);  // an RST: the client learns it was refused, not served
     co_return;
   }
   // Tracked before the next co_await (see ConnectionTracker::track).
-  auto tracked = self->inputs_.connections->track(rbac_connection(asked), *local, described);
+  auto tracked = self->inputs_.connections->track(std::move(asked));
 
   // A plaintext connection is always for the address it was sent to; only
   // the source address is a choice.

@@ -14,6 +14,8 @@ struct Identity {
   std::string service_account;
 
   std::string to_spiffe() const;
+  // The same text appended to `out`: for log lines built in a reused buffer.
+  void append_spiffe(std::string& out) const;
 
   // Accepts exactly "spiffe://TD/ns/NS/sa/SA": the scheme, five path segments
   // and the literal "ns" and "sa". Like Istio, empty TD/NS/SA segments are

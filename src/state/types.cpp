@@ -10,7 +10,19 @@
 namespace ztunnel::state {
 
 std::string Identity::to_spiffe() const {
-  return fmt::format("spiffe://{}/ns/{}/sa/{}", trust_domain, namespace_, service_account);
+  std::string out;
+  append_spiffe(out);
+  return out;
+}
+
+void Identity::append_spiffe(std::string& out) const {
+  out.reserve(out.size() + 17 + trust_domain.size() + namespace_.size() + service_account.size());
+  out += "spiffe://";
+  out += trust_domain;
+  out += "/ns/";
+  out += namespace_;
+  out += "/sa/";
+  out += service_account;
 }
 
 core::Result<Identity> Identity::parse(std::string_view text) {
