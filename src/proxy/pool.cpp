@@ -190,6 +190,9 @@ void HbonePool::watch_idle(std::shared_ptr<Connection> connection, std::weak_ptr
             break;
           }
         }
+        // Let go of the session now, not at the key's next open(): an idle
+        // key may never see one, and the session holds its TLS state.
+        if (auto entry = weak_entry.lock()) std::erase(entry->connections, c);
       }(std::move(connection), std::move(entry), timeout, grace, slow_tick, max_streams),
       asio::detached);
 }
