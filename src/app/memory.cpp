@@ -101,8 +101,11 @@ boost::asio::awaitable<void> release_free_memory_periodically(
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
   // Free bytes right after the last release: already given back, or too few to matter.
   std::size_t released = heap_free_bytes();
-  // The socket states freed after the last release are given back in this period.
-  bool freed_socket_states = false;
+  // Connections go on closing for a while after a release is triggered (a
+  // burst's HBONE connections drain over the next seconds): their sockets'
+  // states and the pages those pinned are given back in a few follow-ups.
+  constexpr int kFollowUps = 3;
+  int follow_ups = 0;
   for (;;) {
     timer.expires_after(period);
     auto [ec] = co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
@@ -110,9 +113,10 @@ boost::asio::awaitable<void> release_free_memory_periodically(
     const std::size_t free_now = heap_free_bytes();
     // Free memory reused since: those pages are resident again, count from here.
     released = std::min(released, free_now);
-    if (freed_socket_states || free_now - released >= threshold) {
+    const bool grown = free_now - released >= threshold;
+    if (grown || follow_ups > 0) {
+      follow_ups = grown && !workers.empty() ? kFollowUps : follow_ups - 1;
       // Connections closed: their sockets' reactor states go too.
-      freed_socket_states = !freed_socket_states && !workers.empty();
       for (auto* worker : workers) release_idle_socket_states(*worker);
       release_free_memory();
       released = free_now;

@@ -39,8 +39,8 @@ std::size_t idle_socket_states(boost::asio::io_context& io);
 
 // Every `period`: when at least `threshold` more bytes are free than after
 // the previous release (connections closed, buffers dropped), releases
-// them, and the idle socket states of `workers` (their pages are given back
-// one period later). A steady state (free memory reused as fast as freed)
+// them, and the idle socket states of `workers`; then again in each of the
+// next 3 periods (connections still closing, states deleted since). A steady state (free memory reused as fast as freed)
 // costs one mallinfo2() per period. Runs until its executor stops; never throws.
 boost::asio::awaitable<void> release_free_memory_periodically(
     std::chrono::milliseconds period, std::size_t threshold,
