@@ -138,9 +138,13 @@ int App::run() {
     main_context.stop();
   });
   boost::asio::co_spawn(main_context, reload_on_sighup(), boost::asio::detached);
-  // Closed connections leave free chunks among live ones; give them back.
+  // Closed connections leave free chunks among live ones; give them back,
+  // with the reactor state each worker kept for their sockets.
+  std::vector<boost::asio::io_context*> worker_contexts;
+  for (std::size_t i = 0; i < workers.size(); ++i) worker_contexts.push_back(&workers.context(i));
   boost::asio::co_spawn(main_context,
-                        release_free_memory_periodically(std::chrono::seconds(1), 1 << 20),
+                        release_free_memory_periodically(std::chrono::seconds(1), 1 << 20,
+                                                         std::move(worker_contexts)),
                         boost::asio::detached);
   log::info("app", "ready");
   main_context.run();

@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -64,6 +65,47 @@ TEST_CASE("release_free_memory_periodically releases once enough more is free" *
   const long before = resident_bytes();
   io.run_for(std::chrono::milliseconds(50));
   CHECK(before - resident_bytes() >= (3l << 20));
+}
+
+// Opens and closes `n` sockets on `io`: each leaves its reactor state on the free list.
+void open_and_close_sockets(boost::asio::io_context& io, int n) {
+  std::vector<boost::asio::ip::tcp::socket> sockets;
+  for (int i = 0; i < n; ++i) {
+    sockets.emplace_back(io);
+    sockets.back().open(boost::asio::ip::tcp::v4());
+  }
+  sockets.clear();
+}
+
+TEST_CASE("closed sockets' reactor states are freed, and new sockets still open") {
+  boost::asio::io_context io{1};
+  open_and_close_sockets(io, 100);
+  CHECK(idle_socket_states(io) == 100);
+  release_idle_socket_states(io);
+  io.run_one();  // takes the free list
+  CHECK(idle_socket_states(io) == 0);
+  io.run_one();  // deletes it, one handler later
+  CHECK(io.poll() == 0);
+  // Sockets opened afterwards get fresh states and reuse them as before.
+  open_and_close_sockets(io, 3);
+  CHECK(idle_socket_states(io) == 3);
+  boost::asio::ip::tcp::socket again(io);
+  again.open(boost::asio::ip::tcp::v4());
+  CHECK(idle_socket_states(io) == 2);
+}
+
+TEST_CASE("the periodic release frees the workers' idle socket states") {
+  boost::asio::io_context admin;
+  boost::asio::io_context worker{1};
+  // Threshold 0: every period releases, whatever else the heap did.
+  boost::asio::co_spawn(admin,
+                        release_free_memory_periodically(std::chrono::milliseconds(5), 0, {&worker}),
+                        boost::asio::detached);
+  open_and_close_sockets(worker, 50);
+  CHECK(idle_socket_states(worker) == 50);
+  admin.run_for(std::chrono::milliseconds(20));
+  worker.poll();
+  CHECK(idle_socket_states(worker) == 0);
 }
 
 }  // namespace

@@ -16,8 +16,10 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -27,6 +29,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <utility>
 
@@ -186,14 +189,57 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, e
 // passed on as a half-close) or either fails (both ends are then reset).
 // To end it early (a policy revocation), abort the sockets or reset the
 // stream: the reads fail and the copy returns what it moved so far.
+// Cancellation (of the awaiting coroutine) resets both ends, waits for both
+// directions to stop, then completes as a failure would (operation_aborted,
+// thrown if the coroutine throws when cancelled).
+//
+// a->b runs in this coroutine's frame and b->a in one coroutine of its own
+// on the same executor: a parallel group (`&&`) would cost two spawned
+// coroutines and the group's state, ~1 KiB more per tunnel.
 template <class A, class B>
 boost::asio::awaitable<CopyResult> copy_bidirectional(A& a, B& b, CopyStart start = {}) {
-  using namespace boost::asio::experimental::awaitable_operators;
+  namespace asio = boost::asio;
+  auto executor = co_await asio::this_coro::executor;
   CopyResult result;
   bool aborted = false;
   error_code failure;
-  co_await (detail::copy_one_way(a, b, result.a_to_b, failure, aborted, start.a_readable) &&
-            detail::copy_one_way(b, a, result.b_to_a, failure, aborted, start.b_readable));
+  // b->a references this frame: it signals here when it ends, and this
+  // coroutine does not return before it has.
+  bool reverse_done = false;
+  std::exception_ptr reverse_exception;
+  asio::steady_timer reverse_ended(executor, asio::steady_timer::time_point::max());
+  asio::co_spawn(executor,
+                 detail::copy_one_way(b, a, result.b_to_a, failure, aborted, start.b_readable),
+                 [&](std::exception_ptr e) {
+                   reverse_exception = e;
+                   reverse_done = true;
+                   reverse_ended.cancel();
+                 });
+  std::exception_ptr forward_exception;
+  try {
+    co_await detail::copy_one_way(a, b, result.a_to_b, failure, aborted, start.a_readable);
+  } catch (...) {
+    forward_exception = std::current_exception();  // cancelled while awaiting, or out of memory
+  }
+  const auto stop_both = [&] {
+    if (aborted) return;
+    aborted = true;
+    if (!failure) failure = asio::error::operation_aborted;
+    abort(a);
+    abort(b);
+  };
+  if (forward_exception) stop_both();
+  // Waiting must not throw when the caller was cancelled: b->a still runs.
+  const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
+  co_await asio::this_coro::throw_if_cancelled(false);
+  while (!reverse_done) {
+    co_await reverse_ended.async_wait(asio::as_tuple(asio::use_awaitable));
+    // Woken without b->a having ended: the caller cancelled; end it too.
+    if (!reverse_done) stop_both();
+  }
+  co_await asio::this_coro::throw_if_cancelled(throw_if_cancelled);
+  if (forward_exception) std::rethrow_exception(forward_exception);
+  if (reverse_exception) std::rethrow_exception(reverse_exception);
   result.error = failure;
   co_return result;
 }

@@ -1,6 +1,8 @@
 // Tests for the bidirectional copy over real loopback TCP connections.
 #include "net/copy.h"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
@@ -182,6 +184,80 @@ TEST_CASE("a side marked readable that is already at EOF passes the FIN on") {
     }
     REQUIRE(copy_done);
     CHECK_FALSE(result.error);
+  });
+}
+
+TEST_CASE("cancelling the awaiting coroutine resets both ends and returns after both directions") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto [client, a] = co_await socket_pair();
+    auto [b, server] = co_await socket_pair();
+    auto executor = co_await asio::this_coro::executor;
+    asio::cancellation_signal cancel;
+    CopyResult result;
+    bool copy_done = false;
+    std::exception_ptr thrown;
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> { result = co_await copy_bidirectional(a, b); },
+        asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+          thrown = e;
+          copy_done = true;
+        }));
+    // Bytes flow both ways, then both directions sit waiting for more.
+    co_await asio::async_write(client, asio::buffer(std::string("hello")), asio::use_awaitable);
+    char buf[5];
+    co_await asio::async_read(server, asio::buffer(buf), asio::use_awaitable);
+    co_await asio::async_write(server, asio::buffer(std::string("hi")), asio::use_awaitable);
+    co_await asio::async_read(client, asio::buffer(buf, 2), asio::use_awaitable);
+
+    cancel.emit(asio::cancellation_type::terminal);
+    for (int i = 0; i < 100 && !copy_done; ++i) {
+      asio::steady_timer t(executor, std::chrono::milliseconds(10));
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    REQUIRE(copy_done);
+    CHECK_FALSE(thrown);
+    CHECK(result.error == asio::error::operation_aborted);
+    CHECK(result.a_to_b == 5);
+    CHECK(result.b_to_a == 2);
+    // Both ends were reset, not closed cleanly.
+    std::vector<uint8_t> rest(16);
+    auto [client_ec, client_n] = co_await client.async_read_some(asio::buffer(rest), use_nothrow);
+    CHECK(client_n == 0);
+    CHECK(client_ec == asio::error::connection_reset);
+    auto [server_ec, server_n] = co_await server.async_read_some(asio::buffer(rest), use_nothrow);
+    CHECK(server_n == 0);
+    CHECK(server_ec == asio::error::connection_reset);
+  });
+}
+
+TEST_CASE("cancelling after one direction ended still stops the other") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto [client, a] = co_await socket_pair();
+    auto [b, server] = co_await socket_pair();
+    auto executor = co_await asio::this_coro::executor;
+    asio::cancellation_signal cancel;
+    CopyResult result;
+    bool copy_done = false;
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> { result = co_await copy_bidirectional(a, b); },
+        asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr) { copy_done = true; }));
+    client.shutdown(tcp::socket::shutdown_send);  // a->b ends; b->a waits for the server
+    auto received = co_await read_to_eof(server);
+    CHECK(received.empty());
+    CHECK_FALSE(copy_done);
+    cancel.emit(asio::cancellation_type::terminal);
+    for (int i = 0; i < 100 && !copy_done; ++i) {
+      asio::steady_timer t(executor, std::chrono::milliseconds(10));
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    REQUIRE(copy_done);
+    CHECK(result.error == asio::error::operation_aborted);
+    std::vector<uint8_t> rest(16);
+    auto [ec, n] = co_await client.async_read_some(asio::buffer(rest), use_nothrow);
+    CHECK(n == 0);
+    CHECK(ec == asio::error::connection_reset);
   });
 }
 

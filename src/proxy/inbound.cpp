@@ -120,6 +120,9 @@ asio::awaitable<void> Inbound::serve(std::shared_ptr<Inbound> self, tcp::socket 
   std::erase_if(self->sessions_, [](const h2::ServerSession& s) { return s.is_closed(); });
   self->sessions_.push_back(session);
   auto ended = co_await session.run();
+  // Drop our handle now (with the others that closed): the session keeps its
+  // TLS state until the last handle goes, and another HBONE connection may never come.
+  std::erase_if(self->sessions_, [](const h2::ServerSession& s) { return s.is_closed(); });
   if (ended) log::debug("inbound", "HBONE connection from {} ended: {}", format_endpoint(client),
                         ended.message());
 }

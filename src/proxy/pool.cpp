@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <tuple>
 
 #include "core/log.h"
@@ -34,6 +35,12 @@ PoolKey make_pool_key(state::Identity source, std::vector<state::Identity> expec
 
 struct HbonePool::Connection {
   h2::ClientSession session;
+  // The idle watcher sleeps on this; cancelled to make it look again (a
+  // connection for the same key was added, so this one may now be a spare).
+  asio::steady_timer recheck;
+  // Drained by its watcher. The session stays usable until its GOAWAY is
+  // written, but takes no new stream from the pool from this moment.
+  bool released = false;
 };
 
 HbonePool::HbonePool(asio::any_io_executor executor, PoolOptions options, HboneConnector connector)
@@ -41,8 +48,15 @@ HbonePool::HbonePool(asio::any_io_executor executor, PoolOptions options, HboneC
 
 HbonePool::~HbonePool() { shutdown(); }
 
+HbonePool::Entry& HbonePool::entry_for(const PoolKey& key) {
+  auto& entry = entries_[key];
+  if (!entry) entry = std::make_shared<Entry>();
+  return *entry;
+}
+
 void HbonePool::prune(Entry& entry) {
-  std::erase_if(entry.connections, [](const auto& c) { return !c->session.is_usable(); });
+  std::erase_if(entry.connections,
+                [](const auto& c) { return c->released || !c->session.is_usable(); });
 }
 
 std::shared_ptr<HbonePool::Connection> HbonePool::pick(Entry& entry) {
@@ -66,7 +80,7 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
   constexpr int kMaxStreamRetries = 8;
   int stream_retries = 0;
   for (;;) {
-    Entry& entry = entries_[key];
+    Entry& entry = entry_for(key);
     prune(entry);
     if (auto connection = pick(entry)) {
       h2::ClientSession session = connection->session;  // a handle: survives pruning
@@ -85,7 +99,7 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
       const std::uint64_t waited_for = entry.connects_finished + 1;
       auto timer = entry.connected;
       co_await timer->async_wait(use_nothrow);
-      Entry& after = entries_[key];
+      Entry& after = entry_for(key);
       // The connect we waited for failed: every caller queued behind it gets
       // its error, rather than each trying (and timing out) in turn.
       if (after.connects_finished == waited_for && after.last_connect_error) {
@@ -97,7 +111,7 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
     entry.connected = std::make_shared<asio::steady_timer>(executor_,
                                                            asio::steady_timer::time_point::max());
     auto connected = co_await connector_(key);
-    Entry& after = entries_[key];  // the map node is stable, but be explicit
+    Entry& after = entry_for(key);
     after.connecting = false;
     ++after.connects_finished;
     after.connected->cancel();
@@ -106,45 +120,88 @@ asio::awaitable<core::Result<h2::Response>> HbonePool::open(PoolKey key, std::st
       co_return connected.error();
     }
     after.last_connect_error.reset();
-    auto connection = std::make_shared<Connection>(Connection{std::move(*connected)});
+    auto connection = std::make_shared<Connection>(
+        Connection{std::move(*connected), asio::steady_timer(executor_)});
+    // The others may now be spares: let their watchers look with the short tick.
+    for (auto& other : after.connections) other->recheck.cancel();
     after.connections.push_back(connection);
-    watch_idle(connection);
+    watch_idle(connection, entries_[key]);
   }
 }
 
-void HbonePool::watch_idle(std::shared_ptr<Connection> connection) {
+void HbonePool::watch_idle(std::shared_ptr<Connection> connection, std::weak_ptr<Entry> entry) {
   const auto timeout = options_.unused_release_timeout;
   if (timeout <= std::chrono::steady_clock::duration::zero()) return;
-  auto tick = std::max<std::chrono::steady_clock::duration>(timeout / 4,
-                                                            std::chrono::milliseconds(5));
-  // Holds only the connection, never the pool: the watcher may outlive it.
+  const auto grace = std::max<std::chrono::steady_clock::duration>(options_.spare_release_grace,
+                                                                   std::chrono::milliseconds(5));
+  const auto slow_tick = std::max<std::chrono::steady_clock::duration>(
+      timeout / 4, std::chrono::milliseconds(5));
+  const uint32_t max_streams = options_.max_streams_per_connection;
+  // Holds the connection and a weak reference to its key's entry, never the
+  // pool: the watcher may outlive it. While the key has one connection it
+  // looks every timeout/4; with several, every grace period (one timer
+  // wake-up a second per pooled connection during bursts).
   asio::co_spawn(
       executor_,
-      [](std::shared_ptr<Connection> c, std::chrono::steady_clock::duration timeout,
-         std::chrono::steady_clock::duration tick) -> asio::awaitable<void> {
-        asio::steady_timer timer(co_await asio::this_coro::executor);
-        auto idle_since = std::chrono::steady_clock::now();
+      [](std::shared_ptr<Connection> c, std::weak_ptr<Entry> weak_entry,
+         std::chrono::steady_clock::duration timeout, std::chrono::steady_clock::duration grace,
+         std::chrono::steady_clock::duration slow_tick,
+         uint32_t max_streams) -> asio::awaitable<void> {
+        // Another usable connection of the key could take this one's streams.
+        const auto spare = [&] {
+          auto entry = weak_entry.lock();
+          if (!entry) return false;
+          return std::any_of(entry->connections.begin(), entry->connections.end(),
+                             [&](const auto& other) {
+                               return other != c && !other->released &&
+                                      other->session.is_usable() &&
+                                      other->session.available_streams() > 0 &&
+                                      other->session.active_streams() < max_streams;
+                             });
+        };
+        const auto has_siblings = [&] {
+          auto entry = weak_entry.lock();
+          return entry && entry->connections.size() > 1;
+        };
+        // When the connection was first seen without streams; unset while in use.
+        std::optional<std::chrono::steady_clock::time_point> idle_since =
+            std::chrono::steady_clock::now();
         while (c->session.is_usable()) {
-          timer.expires_after(tick);
-          co_await timer.async_wait(use_nothrow);
+          c->recheck.expires_after(has_siblings() ? grace : slow_tick);
+          co_await c->recheck.async_wait(use_nothrow);  // cancelled: look now
+          if (!c->session.is_usable()) break;
           const auto now = std::chrono::steady_clock::now();
           if (c->session.active_streams() > 0) {
-            idle_since = now;
-          } else if (now - idle_since >= timeout) {
+            idle_since.reset();
+            continue;
+          }
+          if (!idle_since) idle_since = now;
+          const auto idle = now - *idle_since;
+          if (idle >= timeout) {
             log::debug("pool", "releasing idle HBONE connection");
+            c->released = true;
+            c->session.drain();
+            break;
+          }
+          if (idle >= grace && spare()) {
+            log::debug("pool", "releasing spare idle HBONE connection");
+            c->released = true;
             c->session.drain();
             break;
           }
         }
-      }(std::move(connection), timeout, tick),
+        // Let go of the session now, not at the key's next open(): an idle
+        // key may never see one, and the session holds its TLS state.
+        if (auto entry = weak_entry.lock()) std::erase(entry->connections, c);
+      }(std::move(connection), std::move(entry), timeout, grace, slow_tick, max_streams),
       asio::detached);
 }
 
 std::size_t HbonePool::connection_count() {
   std::size_t n = 0;
   for (auto& [key, entry] : entries_) {
-    prune(entry);
-    n += entry.connections.size();
+    prune(*entry);
+    n += entry->connections.size();
   }
   return n;
 }
@@ -152,14 +209,17 @@ std::size_t HbonePool::connection_count() {
 std::size_t HbonePool::connection_count(const PoolKey& key) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return 0;
-  prune(it->second);
-  return it->second.connections.size();
+  prune(*it->second);
+  return it->second->connections.size();
 }
 
 void HbonePool::shutdown() {
   for (auto& [key, entry] : entries_) {
-    for (auto& c : entry.connections) c->session.close();
-    entry.connections.clear();
+    for (auto& c : entry->connections) {
+      c->session.close();
+      c->recheck.cancel();  // its watcher ends now rather than at its next tick
+    }
+    entry->connections.clear();
   }
 }
 

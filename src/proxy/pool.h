@@ -6,8 +6,10 @@
 // max_streams_per_connection and never more than the peer allows), else
 // connects; at most one connect per key is in flight and other callers for
 // that key wait for it, then reuse its session. Sessions that stopped being
-// usable (GOAWAY, closed) are dropped; sessions idle for
-// unused_release_timeout are drained.
+// usable (GOAWAY, closed) are dropped. An idle session is drained after
+// spare_release_grace when another usable session for its key has free
+// stream slots (a burst's extra connections), else after
+// unused_release_timeout (the last one per key).
 //
 // Threads: every member must be called on the pool's executor.
 #pragma once
@@ -54,6 +56,15 @@ PoolKey make_pool_key(state::Identity source, std::vector<state::Identity> expec
 struct PoolOptions {
   uint32_t max_streams_per_connection = 100;  // POOL_MAX_STREAMS_PER_CONNECTION
   std::chrono::steady_clock::duration unused_release_timeout = std::chrono::minutes(5);
+  // How long a spare connection (idle, while another for its key has free
+  // stream slots) is kept. Each pooled connection keeps ~140 KiB (TLS,
+  // nghttp2 state) while idle; a burst of 10,000 streams leaves 100 of them.
+  // New streams for the key go to the other connection, so releasing a spare
+  // never makes a caller wait for a connect; 1 s lets a burst's stragglers
+  // settle without holding the memory for minutes. Istio's pool never
+  // reuses a connection that reached its stream cap: it closes as soon as
+  // its streams end.
+  std::chrono::steady_clock::duration spare_release_grace = std::chrono::seconds(1);
 };
 
 // Connected, handshaken, and run() already spawned on the pool's executor.
@@ -110,14 +121,16 @@ class HbonePool {
     std::optional<core::Error> last_connect_error;
   };
 
+  Entry& entry_for(const PoolKey& key);
   void prune(Entry& entry);
   std::shared_ptr<Connection> pick(Entry& entry);
-  void watch_idle(std::shared_ptr<Connection> connection);
+  void watch_idle(std::shared_ptr<Connection> connection, std::weak_ptr<Entry> entry);
 
   boost::asio::any_io_executor executor_;
   PoolOptions options_;
   HboneConnector connector_;
-  std::map<PoolKey, Entry> entries_;
+  // Entries are shared with the idle watchers, which may outlive the pool.
+  std::map<PoolKey, std::shared_ptr<Entry>> entries_;
 };
 
 }  // namespace ztunnel::proxy

@@ -322,5 +322,42 @@ TEST_CASE("an idle pooled connection is released after the unused timeout") {
   });
 }
 
+TEST_CASE("spare idle connections go after the grace period; the last one per key stays") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    LoopbackHboneServer server(io, f.server_context());
+    asio::co_spawn(io, server.serve(), asio::detached);
+    PoolOptions options;
+    options.max_streams_per_connection = 10;
+    options.spare_release_grace = 50ms;
+    HbonePool pool(io.get_executor(), options, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    std::vector<h2::Stream> full;
+    CHECK(co_await open_and_hold(io, pool, key, 20, full) == 20);
+    CHECK(pool.connection_count(key) == 2);
+    // A third connection whose only stream ends: the other two have no free
+    // slot, so it is not a spare and stays.
+    {
+      std::vector<h2::Stream> third;
+      CHECK(co_await open_and_hold(io, pool, key, 1, third) == 1);
+      CHECK(server.accepted == 3);
+    }
+    co_await sleep_for(300ms);
+    CHECK(pool.connection_count(key) == 3);
+    // Every stream ends: two of the three are spares.
+    full.clear();
+    for (int i = 0; i < 100 && pool.connection_count(key) > 1; ++i) co_await sleep_for(10ms);
+    CHECK(pool.connection_count(key) == 1);
+    co_await sleep_for(300ms);  // the survivor keeps the 5-minute timeout
+    CHECK(pool.connection_count(key) == 1);
+    // It serves the next streams without a new connect.
+    std::vector<h2::Stream> again;
+    CHECK(co_await open_and_hold(io, pool, key, 10, again) == 10);
+    CHECK(server.accepted == 3);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
 }  // namespace
 }  // namespace ztunnel::proxy
