@@ -16,9 +16,18 @@
 // - Wake-ups are steady_timers parked at time_point::max(); cancel() wakes
 //   the one coroutine waiting on it, which then re-checks its condition.
 //   send_wake_ wakes the send loop (anything that queues a frame: a submit,
-//   a consume that may produce WINDOW_UPDATE, a resumed data provider).
+//   a consume that produced a WINDOW_UPDATE, a resumed data provider).
 //   A stream's read_wake wakes its reader (DATA, END_STREAM, reset, response
 //   HEADERS); its write_wake wakes its writer (nghttp2 took its bytes).
+// - Each wake-up is a handler posted to the scheduler: one more pass through
+//   it, and usually an epoll_wait, per message. So when the send loop is
+//   parked with nothing to write, a stream's writer (and the receive loop,
+//   and a reader returning window) sends the frames itself with
+//   send_or_wake(): nghttp2 serializes them, the transport sends what the
+//   socket takes now (write_now, which never suspends) and keeps the rest for
+//   the send loop, which is woken only then. The send loop is the only
+//   coroutine that ever waits on a transport write, so writes never overlap
+//   and cancelling a writer never cuts a frame.
 #include "h2/session.h"
 
 #include <nghttp2/nghttp2.h>
@@ -182,6 +191,15 @@ class Core {
     send_pending_ = true;
     send_wake_.cancel();
   }
+  // Sends queued frames from the calling coroutine when the send loop is idle
+  // (see the top of this file); wakes the send loop otherwise.
+  void send_or_wake() {
+    if (!send_inline()) wake_send();
+  }
+  bool send_inline();
+  // Moves up to one batch of nghttp2's queued frames into out_. On failure
+  // the session is done: send_error_ is set.
+  void collect_frames();
   void fail(error_code reason) {
     if (!close_reason_) close_reason_ = reason;
   }
@@ -239,6 +257,9 @@ class Core {
   std::vector<std::uint8_t> out_;  // one batch of serialized frames
 
   bool send_pending_ = false;
+  bool send_loop_idle_ = false;  // the send loop is parked for a wake-up
+  bool write_backlog_ = false;   // write_now kept bytes: the send loop must write them
+  error_code send_error_;        // an inline send failed: the send loop ends the session
   bool started_ = false;
   bool finished_ = false;
   bool terminating_ = false;  // GOAWAY with termination queued; no more reads
@@ -451,10 +472,13 @@ awaitable<void> Core::recv_loop() {
       log::info(kLog, "closing HTTP/2 connection: {}", nghttp2_strerror(static_cast<int>(rv)));
       terminate(code, reason);
     }
-    // Received frames may have queued output (ACKs, RST_STREAMs) or reopened
-    // a flow-controlled stream (WINDOW_UPDATE): let the send loop look.
-    wake_send();
     after_io();
+    // Received frames may have queued output (ACKs, RST_STREAMs) or reopened
+    // a flow-controlled stream (WINDOW_UPDATE); or the peer ended the
+    // connection (the send loop then finishes). Plain DATA needs neither.
+    if (ng_ && (nghttp2_session_want_write(ng_.get()) || !nghttp2_session_want_read(ng_.get()))) {
+      send_or_wake();
+    }
     if (terminating_) {
       // Stop reading: the send loop flushes GOAWAY and ends the session, or
       // deadline_loop gives up on a peer that does not read.
@@ -464,32 +488,74 @@ awaitable<void> Core::recv_loop() {
   }
 }
 
+void Core::collect_frames() {
+  out_.clear();
+  send_pending_ = false;
+  while (out_.size() < opts_.write_batch_bytes) {
+    const std::uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(ng_.get(), &data);
+    if (n < 0) {
+      log::warn(kLog, "nghttp2_session_mem_send: {}", nghttp2_strerror(static_cast<int>(n)));
+      send_error_ = make_error_code(Errc::kProtocolError);
+      return;
+    }
+    if (n == 0) break;
+    out_.insert(out_.end(), data, data + n);
+  }
+}
+
+bool Core::send_inline() {
+  if (!send_loop_idle_ || write_backlog_ || send_error_ || !ng_ ||
+      !transport_->can_write_now()) {
+    return false;
+  }
+  collect_frames();
+  after_io();
+  if (!send_error_ && !out_.empty()) {
+    const asio::const_buffer chunk = asio::buffer(out_);
+    if (auto kept = transport_->write_now(std::span(&chunk, 1))) {
+      write_backlog_ = *kept > 0;
+    } else {
+      send_error_ = kept.error();
+    }
+  }
+  // As when the send loop parks: an idle connection holds no batch buffer.
+  std::vector<std::uint8_t>().swap(out_);
+  // More than one batch, bytes the socket did not take, a failure, or a
+  // session that has ended: the send loop's work.
+  if (send_error_ || write_backlog_ || send_pending_ || !ng_ ||
+      nghttp2_session_want_write(ng_.get()) || !nghttp2_session_want_read(ng_.get())) {
+    wake_send();
+  }
+  return true;
+}
+
 awaitable<void> Core::send_loop() {
   for (;;) {
-    out_.clear();
-    send_pending_ = false;
-    while (out_.size() < opts_.write_batch_bytes) {
-      const std::uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(ng_.get(), &data);
-      if (n < 0) {
-        log::warn(kLog, "nghttp2_session_mem_send: {}", nghttp2_strerror(static_cast<int>(n)));
-        fail(make_error_code(Errc::kProtocolError));
-        co_return;
+    collect_frames();
+    if (!send_error_) after_io();
+    if (send_error_) {
+      if (send_error_ != asio::error::operation_aborted) {
+        log::debug(kLog, "connection write failed: {}", send_error_.message());
+        fail(send_error_);
       }
-      if (n == 0) break;
-      out_.insert(out_.end(), data, data + n);
+      co_return;
     }
-    after_io();
-    if (out_.empty()) {
+    if (out_.empty() && !write_backlog_) {
       if (send_pending_) continue;
       if (!nghttp2_session_want_read(ng_.get()) && !nghttp2_session_want_write(ng_.get())) {
         co_return;  // both sides are done with this connection
       }
       // Idle: hold no batch buffer (it regrows with the next frames).
       std::vector<std::uint8_t>().swap(out_);
-      if (!co_await wait_for_wake(send_wake_)) co_return;
+      send_loop_idle_ = true;
+      const bool woken = co_await wait_for_wake(send_wake_);
+      send_loop_idle_ = false;
+      if (!woken) co_return;
       continue;
     }
+    // With an empty batch this sends what an inline write_now kept.
+    write_backlog_ = false;
     const asio::const_buffer chunk = asio::buffer(out_);
     if (auto ec = co_await transport_->write(std::span(&chunk, 1))) {
       if (ec != asio::error::operation_aborted) {
@@ -753,14 +819,15 @@ awaitable<boost::system::result<Response>> Core::open_stream(std::shared_ptr<Cor
 void Core::consume(StreamState& st, std::size_t n) {
   if (!ng_ || n == 0) return;
   nghttp2_session_consume(ng_.get(), st.id, n);
-  wake_send();
+  // nghttp2 queues a WINDOW_UPDATE only once half a window is consumed.
+  if (nghttp2_session_want_write(ng_.get())) send_or_wake();
 }
 
 void Core::resume_data(StreamState& st) {
   if (!ng_ || st.closed) return;
   // Fails harmlessly when the provider is not deferred (already scheduled).
   nghttp2_session_resume_data(ng_.get(), st.id);
-  wake_send();
+  send_or_wake();
 }
 
 void Core::discard_buffered(StreamState& st) {

@@ -649,5 +649,113 @@ TEST_CASE("dropping a stream handle resets it and frees its slot") {
   });
 }
 
+// A transport over a socket that counts how the session writes, and can
+// hold back everything write_now is given (as a full socket buffer would),
+// leaving it to the next write().
+class CountingTransport final : public Transport {
+ public:
+  CountingTransport(Socket socket, bool hold_write_now)
+      : inner_(std::move(socket)), hold_(hold_write_now) {}
+
+  std::size_t writes = 0;      // write() calls
+  std::size_t writes_now = 0;  // write_now() calls
+
+  asio::any_io_executor get_executor() override { return inner_.get_executor(); }
+  awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) override {
+    return inner_.read_some(b);
+  }
+  awaitable<error_code> write(std::span<const asio::const_buffer> buffers) override {
+    ++writes;
+    if (!held_.empty()) {
+      const asio::const_buffer held = asio::buffer(held_);
+      if (error_code ec = co_await inner_.write(std::span(&held, 1))) co_return ec;
+      held_.clear();
+    }
+    co_return co_await inner_.write(buffers);
+  }
+  bool can_write_now() const override { return true; }
+  boost::system::result<std::size_t> write_now(std::span<const asio::const_buffer> buffers) override {
+    ++writes_now;
+    if (!hold_) return inner_.write_now(buffers);
+    for (const asio::const_buffer& b : buffers) {
+      const auto* p = static_cast<const std::uint8_t*>(b.data());
+      held_.insert(held_.end(), p, p + b.size());
+    }
+    return held_.size();
+  }
+  void close() noexcept override { inner_.close(); }
+
+ private:
+  StreamTransport<Socket> inner_;
+  bool hold_;
+  std::vector<std::uint8_t> held_;
+};
+
+// Ping-pong of `rounds` messages of `size` bytes through an echo server;
+// the client's transport is `transport`, observed through `counts`.
+awaitable<void> ping_pong(asio::io_context& io, std::unique_ptr<CountingTransport> transport,
+                          Socket server_socket, int rounds, std::size_t size,
+                          std::size_t* writes, std::size_t* writes_now) {
+  CountingTransport& counts = *transport;
+  ClientSession client(std::move(transport));
+  ServerSession server(make_transport(std::move(server_socket)), echo_handler());
+  asio::co_spawn(io, [server]() mutable -> awaitable<void> { co_await server.run(); },
+                 asio::detached);
+  asio::co_spawn(io, [client]() mutable -> awaitable<void> { co_await client.run(); },
+                 asio::detached);
+  auto r = co_await client.open_stream("10.0.0.2:8080");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  Stream& s = r->stream;
+  std::vector<std::uint8_t> back(size);
+  Checksum sent, received;
+  for (int i = 0; i < rounds; ++i) {
+    const auto data = pattern(size, static_cast<std::uint64_t>(i) + 1);
+    auto [ec, taken] = co_await s.write(asio::buffer(data));
+    REQUIRE_FALSE(ec);
+    REQUIRE(taken == size);
+    sent.add(data.data(), data.size());
+    std::size_t got = 0;
+    while (got < size) {
+      auto [rec, n] = co_await s.read_some(asio::buffer(back.data() + got, size - got));
+      REQUIRE_FALSE(rec);
+      got += n;
+    }
+    received.add(back.data(), back.size());
+  }
+  CHECK(received == sent);
+  *writes = counts.writes;
+  *writes_now = counts.writes_now;
+  client.close();
+  server.close();
+}
+
+TEST_CASE("on an idle session a stream's writes leave inline, not through the send loop") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto [a, b] = socket_pair(io);
+    std::size_t writes = 0, writes_now = 0;
+    co_await ping_pong(io, std::make_unique<CountingTransport>(std::move(a), false), std::move(b),
+                       50, 1024, &writes, &writes_now);
+    // Every message (and the window credit the reads return) went out with
+    // write_now; the send loop wrote only the connection's first frames
+    // (SETTINGS, the CONNECT request).
+    CHECK(writes_now >= 50);
+    CHECK(writes <= 4);
+  });
+}
+
+TEST_CASE("bytes write_now could not send leave with the send loop, in order") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto [a, b] = socket_pair(io);
+    std::size_t writes = 0, writes_now = 0;
+    // Every write_now keeps everything, as on a full socket: each message
+    // then waits for the send loop's write(), behind what was kept before.
+    co_await ping_pong(io, std::make_unique<CountingTransport>(std::move(a), true), std::move(b),
+                       20, 70'000, &writes, &writes_now);
+    CHECK(writes_now >= 20);
+    CHECK(writes >= 20);
+  }, 30s);
+}
+
 }  // namespace
 }  // namespace ztunnel::h2

@@ -12,7 +12,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <new>
@@ -27,6 +30,16 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 // A write smaller than this means the connection is not moving bulk data:
 // give the output buffers back rather than hold them while it idles.
 constexpr std::size_t kKeepOutputAfter = 16u << 10;
+// An output buffer up to this size stays allocated between small writes.
+constexpr std::size_t kIdleWriteBytes = 4u << 10;
+
+// SSL_get_error consults this thread's error queue, so an error another
+// connection left there must not be taken for ours. ERR_clear_error frees
+// all 16 slots (~700 instructions, twice per message); the queue is
+// nearly always empty, which ERR_peek_error sees cheaply.
+void clear_stale_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
 }  // namespace
 
 // --- the BIO: BoringSSL reads ciphertext from in_ and appends records to pending_ ---
@@ -91,7 +104,7 @@ TlsTransport::TlsTransport(asio::ip::tcp::socket socket, bssl::UniquePtr<SSL> ss
 TlsTransport::~TlsTransport() = default;
 
 std::size_t TlsTransport::buffered_capacity() const {
-  return (in_ ? in_capacity_ : 0) + pending_.capacity() + inflight_.capacity();
+  return (in_ ? in_capacity_ : 0) + pending_.capacity();
 }
 
 void TlsTransport::close() noexcept {
@@ -101,52 +114,96 @@ void TlsTransport::close() noexcept {
 
 // --- socket side ----------------------------------------------------------------
 
-asio::awaitable<error_code> TlsTransport::fill(bool handshaking) {
-  if (in_head_ == in_tail_) in_head_ = in_tail_ = 0;
-  if (drained_ && !handshaking) {
-    // Idle connections hold no input buffer (BoringSSL has taken every byte).
-    if (in_head_ == in_tail_) in_.reset();
-    auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_nothrow);
-    if (ec) co_return ec;
+// A read that waits goes through Asio's reactor rather than a wait for
+// readability and a recv of our own: once a read has drained the socket,
+// Asio queues the next one without a syscall and performs it when epoll
+// reports data, completing it inline. An async_wait instead costs an
+// epoll_ctl each time, and on a socket also registered for writability
+// (connected with a wait_write) that re-arm reports a spurious EPOLLOUT:
+// one more epoll_wait per message. The waiting read holds a buffer, which
+// is why it is only kIdleReadBytes.
+asio::awaitable<error_code> TlsTransport::fill() {
+  for (;;) {
+    if (in_head_ == in_tail_) {
+      const std::size_t want = drained_ ? kIdleReadBytes : bulk_ ? kReadBytes : kSmallReadBytes;
+      if (!in_ || in_capacity_ != want) {
+        in_.reset();  // first: never hold both
+        in_ = std::make_unique_for_overwrite<std::uint8_t[]>(want);
+        in_capacity_ = want;
+      }
+      in_head_ = in_tail_ = 0;
+    } else if (in_tail_ == in_capacity_) {
+      // Never happens with BoringSSL (WANT_READ means it took every byte), but
+      // a full buffer must not turn into a zero-length read.
+      std::memmove(in_.get(), in_.get() + in_head_, in_tail_ - in_head_);
+      in_tail_ -= in_head_;
+      in_head_ = 0;
+    }
+    const std::size_t room = in_capacity_ - in_tail_;
+    const bool idle_sized = in_capacity_ == kIdleReadBytes;
+    std::size_t n = 0;
+    if (!drained_) {
+      // The last read filled the buffer, so more is probably queued: take it
+      // now (Asio would post the completion: one more scheduler pass).
+      const ssize_t got = ::recv(socket_.native_handle(), in_.get() + in_tail_, room, MSG_DONTWAIT);
+      if (got == 0) co_return asio::error::eof;
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          co_return error_code(errno, boost::system::system_category());
+        }
+        drained_ = true;  // wait, with the small buffer
+        continue;
+      }
+      n = static_cast<std::size_t>(got);
+    } else {
+      auto [ec, got] =
+          co_await socket_.async_read_some(asio::buffer(in_.get() + in_tail_, room), use_nothrow);
+      if (ec) co_return ec;
+      n = got;
+    }
+    in_tail_ += n;
+    drained_ = n < room;
+    if (!drained_ && !idle_sized) bulk_ = true;
+    co_return error_code{};
   }
-  const std::size_t capacity = bulk_ ? kReadBytes : kSmallReadBytes;
-  if (in_ && in_head_ == in_tail_ && in_capacity_ < capacity) in_.reset();
-  if (!in_) {
-    in_ = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
-    in_capacity_ = capacity;
-    in_head_ = in_tail_ = 0;
-  } else if (in_tail_ == in_capacity_) {
-    // Never happens with BoringSSL (WANT_READ means it took every byte), but
-    // a full buffer must not turn into a zero-length read.
-    std::memmove(in_.get(), in_.get() + in_head_, in_tail_ - in_head_);
-    in_tail_ -= in_head_;
-    in_head_ = 0;
+}
+
+error_code TlsTransport::send_pending() {
+  while (pending_sent_ < pending_.size()) {
+    const ssize_t n = ::send(socket_.native_handle(), pending_.data() + pending_sent_,
+                             pending_.size() - pending_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+      pending_sent_ += static_cast<std::size_t>(n);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return asio::error::would_block;
+    } else if (errno != EINTR) {
+      return error_code(errno, boost::system::system_category());
+    }
   }
-  const std::size_t room = in_capacity_ - in_tail_;
-  auto [ec, n] =
-      co_await socket_.async_read_some(asio::buffer(in_.get() + in_tail_, room), use_nothrow);
-  in_tail_ += n;
-  drained_ = n < room;
-  if (!drained_) bulk_ = true;
-  co_return ec;
+  return error_code{};
+}
+
+void TlsTransport::output_sent(std::size_t batch) {
+  pending_.clear();
+  pending_sent_ = 0;
+  // A small batch means the connection is not moving bulk data: give a
+  // bulk-sized buffer back, but keep a small one (no malloc and free for
+  // every message of a chatty connection).
+  if (batch < kKeepOutputAfter && pending_.capacity() > kIdleWriteBytes) pending_.shrink_to_fit();
 }
 
 asio::awaitable<error_code> TlsTransport::flush() {
-  std::size_t largest = 0;
-  while (!pending_.empty()) {
-    // Records sealed while this write is in flight (by SSL_read) go to the
-    // other buffer and leave in the next round.
-    std::swap(pending_, inflight_);
-    largest = std::max(largest, inflight_.size());
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(inflight_), use_nothrow);
-    (void)n;
-    inflight_.clear();
-    if (ec) co_return ec;
+  std::size_t largest = pending_.size();
+  for (;;) {
+    const error_code ec = send_pending();
+    if (!ec) break;
+    if (ec != asio::error::would_block) co_return ec;
+    auto [wait_ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_write, use_nothrow);
+    if (wait_ec) co_return wait_ec;
+    largest = std::max(largest, pending_.size());
   }
-  if (largest < kKeepOutputAfter) {
-    pending_.shrink_to_fit();
-    inflight_.shrink_to_fit();
-  }
+  output_sent(largest);
   co_return error_code{};
 }
 
@@ -169,7 +226,7 @@ error_code TlsTransport::ssl_error(int ret) {
 
 asio::awaitable<error_code> TlsTransport::drive_handshake() {
   for (;;) {
-    ERR_clear_error();
+    clear_stale_errors();
     const int ret = SSL_do_handshake(ssl_.get());
     // Classify before flush() suspends: the error queue is per thread, and
     // another connection's coroutine on this thread clears it meanwhile.
@@ -181,7 +238,7 @@ asio::awaitable<error_code> TlsTransport::drive_handshake() {
     if (sent) co_return sent;
     if (ret == 1) co_return error_code{};
     if (peer_eof_) co_return asio::error::eof;
-    if (error_code ec = co_await fill(/*handshaking=*/true)) {
+    if (error_code ec = co_await fill()) {
       if (ec != asio::error::eof) co_return ec;
       peer_eof_ = true;
     }
@@ -213,7 +270,6 @@ asio::awaitable<tls::HandshakeResult> TlsTransport::handshake(
   // buffer stays if the peer's first bytes arrived with its last flight).
   if (in_head_ == in_tail_) in_.reset();
   pending_.shrink_to_fit();
-  inflight_.shrink_to_fit();
   co_return r;
 }
 
@@ -228,11 +284,14 @@ asio::awaitable<std::tuple<error_code, std::size_t>> TlsTransport::read_some(
     std::size_t got = 0;
     error_code failure;
     while (got < size) {
-      ERR_clear_error();
+      clear_stale_errors();
       const int want = static_cast<int>(std::min<std::size_t>(size - got, INT_MAX));
       const int ret = SSL_read(ssl_.get(), out + got, want);
       if (ret > 0) {
         got += static_cast<std::size_t>(ret);
+        // Without ciphertext left here or plaintext left in BoringSSL (it
+        // reads no records ahead), another SSL_read only says WANT_READ.
+        if (in_head_ == in_tail_ && SSL_pending(ssl_.get()) == 0) break;
         continue;
       }
       if (SSL_get_error(ssl_.get(), ret) != SSL_ERROR_WANT_READ) failure = ssl_error(ret);
@@ -241,6 +300,7 @@ asio::awaitable<std::tuple<error_code, std::size_t>> TlsTransport::read_some(
     // Bytes first; a failure or close_notify is sticky and reported next call.
     if (got > 0) co_return std::tuple{error_code{}, got};
     if (failure) co_return std::tuple{failure, std::size_t{0}};
+    if (read_error_) co_return std::tuple{read_error_, std::size_t{0}};
     if (error_code ec = co_await fill()) {
       if (ec != asio::error::eof) co_return std::tuple{ec, std::size_t{0}};
       peer_eof_ = true;  // let BoringSSL tell close_notify from truncation
@@ -250,23 +310,41 @@ asio::awaitable<std::tuple<error_code, std::size_t>> TlsTransport::read_some(
 
 asio::awaitable<error_code> TlsTransport::wait_readable() {
   // !drained_: the last recv filled the buffer, so more is probably queued.
-  if (SSL_pending(ssl_.get()) > 0 || in_head_ < in_tail_ || peer_eof_ || !drained_) {
+  if (read_error_ || SSL_pending(ssl_.get()) > 0 || in_head_ < in_tail_ || peer_eof_ ||
+      !drained_) {
     co_return error_code{};
   }
-  in_.reset();  // every byte was taken (in_head_ == in_tail_)
-  in_head_ = in_tail_ = 0;
-  auto [ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, use_nothrow);
-  if (ec) co_return ec;
-  drained_ = false;  // the socket is readable: fill() reads without waiting again
-  co_return error_code{};
+  // Waits by reading into the small idle buffer (see fill()).
+  error_code ec = co_await fill();
+  if (ec == asio::error::eof) {
+    peer_eof_ = true;  // read_some lets BoringSSL tell close_notify from truncation
+    ec = {};
+  } else if (ec && ec != asio::error::operation_aborted) {
+    read_error_ = ec;  // read_some reports it
+  }
+  co_return ec;
 }
 
-asio::awaitable<error_code> TlsTransport::write(std::span<const asio::const_buffer> buffers) {
-  // Room for the records of this write (22 bytes of overhead per 16 KiB),
-  // so pending_ does not regrow while sealing.
+boost::system::result<std::size_t> TlsTransport::seal(const std::uint8_t* data,
+                                                      std::size_t size) {
+  clear_stale_errors();
+  const int ret = SSL_write(ssl_.get(), data, static_cast<int>(std::min(size, std::size_t{INT_MAX})));
+  if (ret <= 0) return ssl_error(ret);
+  return static_cast<std::size_t>(ret);
+}
+
+namespace {
+// Room for the records of `buffers` (22 bytes of overhead per 16 KiB), so
+// the output buffer does not regrow while sealing.
+std::size_t sealed_size(std::span<const asio::const_buffer> buffers) {
   std::size_t total = 0;
   for (const asio::const_buffer& b : buffers) total += b.size();
-  pending_.reserve(pending_.size() + std::min(total + total / 512 + 64, kFlushBytes + 4096));
+  return total + total / 512 + 64;
+}
+}  // namespace
+
+asio::awaitable<error_code> TlsTransport::write(std::span<const asio::const_buffer> buffers) {
+  pending_.reserve(pending_.size() + std::min(sealed_size(buffers), kFlushBytes + 4096));
   for (const asio::const_buffer& b : buffers) {
     const auto* p = static_cast<const std::uint8_t*>(b.data());
     std::size_t left = b.size();
@@ -277,15 +355,33 @@ asio::awaitable<error_code> TlsTransport::write(std::span<const asio::const_buff
         if (error_code ec = co_await flush()) co_return ec;
         continue;
       }
-      ERR_clear_error();
-      const int chunk = static_cast<int>(std::min({left, room, std::size_t{INT_MAX}}));
-      const int ret = SSL_write(ssl_.get(), p, chunk);
-      if (ret <= 0) co_return ssl_error(ret);
-      p += ret;
-      left -= static_cast<std::size_t>(ret);
+      auto taken = seal(p, std::min(left, room));
+      if (!taken) co_return taken.error();
+      p += *taken;
+      left -= *taken;
     }
   }
   co_return co_await flush();
+}
+
+boost::system::result<std::size_t> TlsTransport::write_now(std::span<const asio::const_buffer> buffers) {
+  pending_.reserve(pending_.size() + sealed_size(buffers));
+  for (const asio::const_buffer& b : buffers) {
+    const auto* p = static_cast<const std::uint8_t*>(b.data());
+    std::size_t left = b.size();
+    while (left > 0) {
+      auto taken = seal(p, left);
+      if (!taken) return taken.error();
+      p += *taken;
+      left -= *taken;
+    }
+  }
+  const std::size_t batch = pending_.size();
+  const error_code ec = send_pending();
+  if (ec == asio::error::would_block) return pending_.size() - pending_sent_;
+  if (ec) return ec;
+  output_sent(batch);
+  return std::size_t{0};
 }
 
 }  // namespace ztunnel::h2

@@ -4,24 +4,29 @@
 // pair and an output buffer of the same size, so every TLS record costs one
 // sendto (~16 KiB) and every 17,408 bytes one recvfrom, plus two copies.
 // Here a BIO of our own appends sealed records to `pending_`, flushed with
-// one gathered write of up to kFlushBytes; reads take up to kReadBytes of
-// ciphertext per recv and SSL_read decrypts from it in a loop.
+// one write of up to kFlushBytes; reads take up to kReadBytes of ciphertext
+// per recv and SSL_read decrypts from it in a loop.
+//
+// Socket calls are non-blocking sends and recvs made here, and Asio is only
+// asked to wait for readiness when one would block: Asio's own async
+// read/write try the same syscall first but then post the completion, one
+// more pass through the scheduler (and usually an epoll_wait) per message.
 //
 // Threads: everything runs on the socket's executor. The session calls
-// read_some from its receive loop and write from its send loop; the two may
-// be suspended at the same time (one socket read and one socket write in
-// flight), but SSL_read and SSL_write are synchronous and never overlap.
-// Output SSL_read produces (a KeyUpdate reply) waits in `pending_` and
-// leaves with the next write; the session writes at least a PING every
-// ping_interval.
+// read_some from its receive loop and write (or write_now) from its send
+// side; a read and a write may be suspended at the same time, but SSL_read
+// and SSL_write are synchronous and never overlap. Output SSL_read produces
+// (a KeyUpdate reply) waits in `pending_` and leaves with the next write;
+// the session writes at least a PING every ping_interval.
 //
-// Memory while idle: the ciphertext input buffer is freed whenever a read
-// finds the socket drained (as net::copy does), the output buffers when a
-// write was small; BoringSSL frees its record buffers when empty. The input
+// Memory while idle: the read waiting for the peer holds a kIdleReadBytes
+// input buffer (waiting by reading saves an epoll_ctl and a wake-up per
+// message, see fill()); an output buffer larger than 4 KiB is freed when a
+// write was small; BoringSSL frees its record buffers when empty. While bytes flow, the input
 // buffer is kSmallReadBytes until a recv fills it, kReadBytes after.
 //
 // Cancellation: read_some, write and handshake honour terminal cancellation
-// of the awaiting coroutine (forwarded to the socket operation). A cancelled
+// of the awaiting coroutine (forwarded to the socket wait). A cancelled
 // operation leaves the TLS stream in an unknown state: close the transport.
 #pragma once
 
@@ -30,6 +35,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -53,6 +59,9 @@ class TlsTransport final : public Transport {
   // connection that never moves bulk data never allocates kReadBytes (glibc
   // consolidates its heap on every free that large).
   static constexpr std::size_t kSmallReadBytes = (16u << 10) + 256;
+  // The input buffer of a read that waits on a drained socket: an idle
+  // connection holds this much; a request of a few KiB fits.
+  static constexpr std::size_t kIdleReadBytes = 4u << 10;
   static constexpr std::size_t kFlushBytes = 256u << 10;
 
   enum class Role { kClient, kServer };
@@ -81,21 +90,31 @@ class TlsTransport final : public Transport {
   // ssl::error::stream_truncated, as asio::ssl::stream reports.
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
       boost::asio::mutable_buffer buffer) override;
-  // Waits for ciphertext on the socket unless plaintext or ciphertext is
-  // already buffered (then returns at once).
+  // Waits for ciphertext on the socket (by reading it into the idle buffer)
+  // unless plaintext or ciphertext is already buffered (then returns at once).
   boost::asio::awaitable<boost::system::error_code> wait_readable() override;
   // Seals every byte into records and sends them with few, large writes.
   boost::asio::awaitable<boost::system::error_code> write(
+      std::span<const boost::asio::const_buffer> buffers) override;
+  // Seals every byte and sends what the socket takes now (see Transport).
+  bool can_write_now() const override { return true; }
+  boost::system::result<std::size_t> write_now(
       std::span<const boost::asio::const_buffer> buffers) override;
   void close() noexcept override;
 
  private:
   boost::asio::awaitable<boost::system::error_code> drive_handshake();
-  // `handshaking`: recv at once (asio tries it before polling), without
-  // first waiting for readability: a flight is expected, the connection is
-  // not idle, and the wait costs an epoll_ctl.
-  boost::asio::awaitable<boost::system::error_code> fill(bool handshaking = false);
+  // Reads ciphertext into in_ (sized by what the last read saw).
+  boost::asio::awaitable<boost::system::error_code> fill();
+  // Sends pending_ to the end, waiting for writability only when the socket is full.
   boost::asio::awaitable<boost::system::error_code> flush();
+  // Non-blocking sends of pending_ until it is all sent or the socket is
+  // full (error::would_block).
+  boost::system::error_code send_pending();
+  // Seals up to `size` bytes into records appended to pending_; the count taken.
+  boost::system::result<std::size_t> seal(const std::uint8_t* data, std::size_t size);
+  // The output buffer is sent: empty it, and give it back if the batch was small.
+  void output_sent(std::size_t batch);
   boost::system::error_code ssl_error(int ret);
 
   static int bio_read(BIO* bio, char* out, int len);
@@ -111,11 +130,13 @@ class TlsTransport final : public Transport {
   std::size_t in_tail_ = 0;
   std::size_t in_capacity_ = 0;  // of in_ when allocated
   bool bulk_ = false;     // a recv has filled in_: read kReadBytes from now on
-  bool drained_ = true;   // the last recv did not fill in_: wait before allocating
+  bool drained_ = true;   // the last recv did not fill in_: the next one probably waits
   bool peer_eof_ = false;  // the socket reached EOF; BoringSSL sees it as a 0 read
-  // Sealed records not yet sent, and the batch a write is sending now.
+  boost::system::error_code read_error_;  // a failed wait_readable, for read_some to report
+  // Sealed records; pending_[pending_sent_, end) are not sent yet. SSL_read
+  // may append while a write waits for writability (nothing points into it then).
   std::vector<std::uint8_t> pending_;
-  std::vector<std::uint8_t> inflight_;
+  std::size_t pending_sent_ = 0;
 };
 
 }  // namespace ztunnel::h2

@@ -257,7 +257,7 @@ TEST_CASE("TlsTransport: a cancelled read returns and the transport closes clean
   });
 }
 
-TEST_CASE("TlsTransport: an idle connection holds no transport buffers after bulk data") {
+TEST_CASE("TlsTransport: an idle connection holds only its small idle read buffer after bulk data") {
   Mesh mesh;
   testing::run_coro([&](asio::io_context& io) -> awaitable<void> {
     auto p = co_await handshaken_pair(mesh);
@@ -277,7 +277,7 @@ TEST_CASE("TlsTransport: an idle connection holds no transport buffers after bul
       CHECK_FALSE(co_await send_all(*p.client, small, small.size()));  // a small write trims
     };
     co_await (reader() && writer());
-    // Both sides' next reads wait with every transport buffer released.
+    // Both sides' next reads wait with every other transport buffer released.
     std::array<std::uint8_t, 64> client_buf{};
     std::array<std::uint8_t, 64> server_buf{};
     asio::steady_timer timer(io, 20ms);
@@ -285,10 +285,66 @@ TEST_CASE("TlsTransport: an idle connection holds no transport buffers after bul
                              p.client->read_some(asio::buffer(client_buf)) ||
                              [&]() -> awaitable<void> {
                                co_await timer.async_wait(asio::use_awaitable);
-                               CHECK(p.server->buffered_capacity() == 0);
-                               CHECK(p.client->buffered_capacity() == 0);
+                               CHECK(p.server->buffered_capacity() == TlsTransport::kIdleReadBytes);
+                               CHECK(p.client->buffered_capacity() == TlsTransport::kIdleReadBytes);
                              }());
     CHECK(outcome.index() == 2);
+  });
+}
+
+TEST_CASE("TlsTransport: write_now sends what the socket takes, keeps the rest in order for write") {
+  Mesh mesh;
+  testing::run_coro([&](asio::io_context&) -> awaitable<void> {
+    auto p = co_await handshaken_pair(mesh);
+    // Small socket buffers and a reader that starts late: most of 4 MiB
+    // cannot leave at once.
+    p.client->socket().set_option(asio::socket_base::send_buffer_size(32u << 10));
+    p.server->socket().set_option(asio::socket_base::receive_buffer_size(32u << 10));
+    const auto data = pattern(5u << 20, 9);
+    const std::size_t first = 4u << 20;
+    const asio::const_buffer head = asio::buffer(data.data(), first);
+    auto kept = p.client->write_now(std::span(&head, 1));
+    REQUIRE(kept);
+    CHECK(*kept > 0);
+    CHECK(*kept < first + first / 64);  // sealed: 22 bytes per record on top
+    // A second write_now queues behind what the first kept.
+    const asio::const_buffer tail = asio::buffer(data.data() + first, data.size() - first);
+    auto kept_more = p.client->write_now(std::span(&tail, 1));
+    REQUIRE(kept_more);
+    CHECK(*kept_more > *kept);
+    auto writer = [&]() -> awaitable<void> {
+      CHECK_FALSE(co_await p.client->write({}));  // sends only what was kept
+      SSL_shutdown(p.client->native_handle());
+      CHECK_FALSE(co_await p.client->write({}));
+    };
+    auto [got, ec] = co_await (receive_all(*p.server, 64u << 10) && writer());
+    CHECK(ec == asio::error::eof);
+    CHECK(got == data);
+  });
+}
+
+TEST_CASE("TlsTransport: a small write_now leaves at once and keeps only a small output buffer") {
+  Mesh mesh;
+  testing::run_coro([&](asio::io_context&) -> awaitable<void> {
+    auto p = co_await handshaken_pair(mesh);
+    const auto data = pattern(1024, 10);
+    for (int i = 0; i < 3; ++i) {
+      const asio::const_buffer b = asio::buffer(data);
+      auto kept = p.client->write_now(std::span(&b, 1));
+      REQUIRE(kept);
+      CHECK(*kept == 0);
+      std::vector<std::uint8_t> got(data.size());
+      std::size_t n = 0;
+      while (n < got.size()) {
+        auto [ec, m] = co_await p.server->read_some(asio::buffer(got.data() + n, got.size() - n));
+        REQUIRE_FALSE(ec);
+        n += m;
+      }
+      CHECK(got == data);
+      // Kept for the next message; at most 4 KiB.
+      CHECK(p.client->buffered_capacity() > 0);
+      CHECK(p.client->buffered_capacity() <= 4096);
+    }
   });
 }
 

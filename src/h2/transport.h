@@ -11,12 +11,19 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <tuple>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace ztunnel::h2 {
 
@@ -45,6 +52,19 @@ class Transport {
   virtual boost::asio::awaitable<boost::system::error_code> wait_readable() {
     co_return boost::system::error_code{};
   }
+
+  // For a writer that must not suspend (the session sends a stream's frames
+  // from the stream's own coroutine when nothing else is writing, which
+  // saves a hand-off to its send loop through the scheduler): takes every
+  // byte of `buffers`, sends what the socket accepts now and keeps the rest
+  // for the next write(), which sends it first (write({}) sends only that).
+  // Returns the bytes kept. Not while a write() is suspended.
+  // Only when can_write_now(); otherwise it fails and takes nothing.
+  virtual bool can_write_now() const { return false; }
+  virtual boost::system::result<std::size_t> write_now(std::span<const boost::asio::const_buffer> buffers) {
+    (void)buffers;
+    return boost::system::errc::make_error_code(boost::system::errc::operation_not_supported);
+  }
 };
 
 // Adapter for any AsyncReadStream + AsyncWriteStream with a lowest_layer()
@@ -70,10 +90,48 @@ class StreamTransport final : public Transport {
 
   boost::asio::awaitable<boost::system::error_code> write(
       std::span<const boost::asio::const_buffer> buffers) override {
+    if (!kept_.empty()) {
+      auto [ec, n] = co_await boost::asio::async_write(
+          stream_, boost::asio::buffer(kept_), boost::asio::as_tuple(boost::asio::use_awaitable));
+      (void)n;
+      std::vector<std::uint8_t>().swap(kept_);
+      if (ec) co_return ec;
+    }
     auto [ec, n] = co_await boost::asio::async_write(
         stream_, buffers, boost::asio::as_tuple(boost::asio::use_awaitable));
     (void)n;
     co_return ec;
+  }
+
+  // Plain sockets only; a TLS stream of Asio's cannot send without waiting.
+  static constexpr bool kPlainSocket =
+      std::is_same_v<AsyncStream, boost::asio::ip::tcp::socket> ||
+      std::is_same_v<AsyncStream, boost::asio::local::stream_protocol::socket>;
+  bool can_write_now() const override { return kPlainSocket; }
+
+  boost::system::result<std::size_t> write_now(
+      std::span<const boost::asio::const_buffer> buffers) override {
+    if constexpr (kPlainSocket) {
+      for (const boost::asio::const_buffer& b : buffers) {
+        const auto* p = static_cast<const std::uint8_t*>(b.data());
+        std::size_t left = b.size();
+        while (left > 0 && kept_.empty()) {
+          const ssize_t n =
+              ::send(stream_.native_handle(), p, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0 && errno != EAGAIN) {
+            return boost::system::error_code(errno, boost::system::system_category());
+          }
+          if (n < 0) break;  // the socket buffer is full: keep the rest
+          p += n;
+          left -= static_cast<std::size_t>(n);
+        }
+        kept_.insert(kept_.end(), p, p + left);
+      }
+      return kept_.size();
+    } else {
+      return Transport::write_now(buffers);
+    }
   }
 
   void close() noexcept override {
@@ -83,6 +141,7 @@ class StreamTransport final : public Transport {
 
  private:
   AsyncStream stream_;
+  std::vector<std::uint8_t> kept_;  // what write_now could not send yet
 };
 
 extern template class StreamTransport<boost::asio::ip::tcp::socket>;

@@ -71,28 +71,52 @@ struct CopyResult {
 };
 
 // --- tcp::socket as a copy endpoint ----------------------------------------
+// Reads and writes are non-blocking syscalls made here; Asio only waits for
+// readiness when one would block. Asio's async_read_some/async_write try the
+// same syscall first, but then post their completion: one more pass through
+// the scheduler (and usually an epoll_wait) per message.
 inline boost::asio::awaitable<error_code> wait_readable(tcp::socket& s) {
   auto [ec] = co_await s.async_wait(tcp::socket::wait_read, boost::asio::as_tuple(boost::asio::use_awaitable));
   co_return ec;
 }
-inline boost::asio::awaitable<std::pair<error_code, std::size_t>> read_some(tcp::socket& s,
-                                                                            boost::asio::mutable_buffer b) {
-  auto [ec, n] = co_await s.async_read_some(b, boost::asio::as_tuple(boost::asio::use_awaitable));
-  co_return std::pair{ec, n};
-}
 inline std::pair<error_code, std::size_t> try_read_some(tcp::socket& s,
                                                         boost::asio::mutable_buffer b) {
   // MSG_DONTWAIT: the socket's own blocking mode is Asio's business.
-  const ssize_t n = ::recv(s.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
-  if (n > 0) return {error_code{}, static_cast<std::size_t>(n)};
-  if (n == 0) return {boost::asio::error::eof, 0};
-  const int err = errno == EAGAIN ? EWOULDBLOCK : errno;
-  return {error_code(err, boost::system::system_category()), 0};
+  for (;;) {
+    const ssize_t n = ::recv(s.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+    if (n > 0) return {error_code{}, static_cast<std::size_t>(n)};
+    if (n == 0) return {boost::asio::error::eof, 0};
+    if (errno == EINTR) continue;
+    const int err = errno == EAGAIN ? EWOULDBLOCK : errno;
+    return {error_code(err, boost::system::system_category()), 0};
+  }
+}
+inline boost::asio::awaitable<std::pair<error_code, std::size_t>> read_some(tcp::socket& s,
+                                                                            boost::asio::mutable_buffer b) {
+  for (;;) {
+    auto got = try_read_some(s, b);
+    if (got.first != boost::asio::error::would_block) co_return got;
+    if (error_code ec = co_await wait_readable(s)) co_return std::pair{ec, std::size_t{0}};
+  }
 }
 inline boost::asio::awaitable<error_code> write_all(tcp::socket& s, boost::asio::const_buffer b) {
-  auto [ec, n] = co_await boost::asio::async_write(s, b, boost::asio::as_tuple(boost::asio::use_awaitable));
-  (void)n;
-  co_return ec;
+  const auto* p = static_cast<const std::byte*>(b.data());
+  std::size_t left = b.size();
+  while (left > 0) {
+    const ssize_t n = ::send(s.native_handle(), p, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      // The peer is slower than us: wait until the socket takes more.
+      auto [ec] = co_await s.async_wait(tcp::socket::wait_write,
+                                        boost::asio::as_tuple(boost::asio::use_awaitable));
+      if (ec) co_return ec;
+    } else if (errno != EINTR) {
+      co_return error_code(errno, boost::system::system_category());
+    }
+  }
+  co_return error_code{};
 }
 inline error_code shutdown_write(tcp::socket& s) {
   error_code ec;

@@ -8,6 +8,10 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -19,6 +23,7 @@ namespace ztunnel::net {
 namespace {
 
 namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 // A connected pair of loopback sockets.
@@ -258,6 +263,51 @@ TEST_CASE("cancelling after one direction ended still stops the other") {
     auto [ec, n] = co_await client.async_read_some(asio::buffer(rest), use_nothrow);
     CHECK(n == 0);
     CHECK(ec == asio::error::connection_reset);
+  });
+}
+
+TEST_CASE("tcp write_all sends what the socket takes now and waits for the rest, byte-exact") {
+  testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
+    auto [writer, reader] = co_await socket_pair();
+    // Small buffers, so the first non-blocking send is partial and the rest
+    // goes after waits for writability.
+    writer.set_option(asio::socket_base::send_buffer_size(16 * 1024));
+    reader.set_option(asio::socket_base::receive_buffer_size(16 * 1024));
+    const auto data = pattern(4 * 1024 * 1024 + 7);
+    std::vector<uint8_t> got;
+    co_await ([&]() -> asio::awaitable<void> {
+      CHECK_FALSE(co_await write_all(writer, asio::buffer(data)));
+      writer.shutdown(tcp::socket::shutdown_send);
+    }() && [&]() -> asio::awaitable<void> { got = co_await read_to_eof(reader); }());
+    CHECK(got.size() == data.size());
+    CHECK(checksum(got) == checksum(data));
+  });
+}
+
+TEST_CASE("tcp read_some returns queued bytes at once, waits for later ones, and reports EOF") {
+  testing::run_coro([](asio::io_context& io) -> asio::awaitable<void> {
+    auto [a, b] = co_await socket_pair();
+    const auto first = pattern(300);
+    co_await asio::async_write(a, asio::buffer(first), asio::use_awaitable);
+    std::vector<uint8_t> buf(1024);
+    // The bytes may still be on their way through loopback; a wait covers that.
+    auto [ec, n] = co_await read_some(b, asio::buffer(buf));
+    CHECK_FALSE(ec);
+    CHECK(n == first.size());
+    CHECK(std::equal(first.begin(), first.end(), buf.begin()));
+    // Nothing queued: read_some waits until the peer writes.
+    auto later = [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(io, std::chrono::milliseconds(20));
+      co_await t.async_wait(asio::use_awaitable);
+      co_await asio::async_write(a, asio::buffer(first.data(), 10), asio::use_awaitable);
+      a.shutdown(tcp::socket::shutdown_send);
+    };
+    auto [later_ec, later_n] = co_await (read_some(b, asio::buffer(buf)) && later());
+    CHECK_FALSE(later_ec);
+    CHECK(later_n == 10);
+    auto [eof, zero] = co_await read_some(b, asio::buffer(buf));
+    CHECK(eof == asio::error::eof);
+    CHECK(zero == 0);
   });
 }
 
