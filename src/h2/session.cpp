@@ -38,6 +38,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "h2/receive_queue.h"
 
 namespace ztunnel::h2 {
 
@@ -85,16 +86,16 @@ namespace detail {
 struct StreamState {
   explicit StreamState(const asio::any_io_executor& ex) : read_wake(ex), write_wake(ex) {}
 
-  std::size_t buffered() const { return rbuf.size() - rhead; }
+  std::size_t buffered() const { return received.size(); }
 
   Core* core = nullptr;  // null once the session is gone
   std::int32_t id = -1;
   bool server = false;
 
   // Receive side. Bytes stay here (unconsumed, holding the peer's window)
-  // until the reader takes them.
-  std::vector<std::uint8_t> rbuf;
-  std::size_t rhead = 0;
+  // until the reader takes them (read_some) or has written them out
+  // (read_view, then consume_view).
+  ReceiveQueue received;
   bool remote_ended = false;  // END_STREAM, or RST_STREAM NO_ERROR/CANCEL: EOF
   bool discard = false;       // nobody will read: consume on arrival
   error_code error;           // hard failure: reset or connection loss
@@ -766,9 +767,7 @@ void Core::resume_data(StreamState& st) {
 
 void Core::discard_buffered(StreamState& st) {
   const std::size_t n = st.buffered();
-  st.rbuf.clear();
-  st.rbuf.shrink_to_fit();
-  st.rhead = 0;
+  st.received.clear();
   st.discard = true;
   if (n > 0) consume(st, n);
 }
@@ -1012,11 +1011,7 @@ int Core::on_data_chunk_recv(std::int32_t stream_id, const std::uint8_t* data, s
     pending_connection_consume_ += len;
     return 0;
   }
-  if (st->rhead > 0 && st->rhead == st->rbuf.size()) {
-    st->rbuf.clear();
-    st->rhead = 0;
-  }
-  st->rbuf.insert(st->rbuf.end(), data, data + len);
+  st->received.append(data, len);
   st->read_wake.cancel();
   return 0;
 }
@@ -1035,14 +1030,10 @@ int Core::on_stream_close(std::int32_t stream_id, std::uint32_t error_code) {
   } else if (!st->error) {
     st->error = make_wire_error(error_code);
     pending_connection_consume_ += st->buffered();
-    st->rbuf.clear();
-    st->rhead = 0;
+    st->received.clear();
   }
   if (st->wsize > 0 && !st->error) st->error = make_error_code(Errc::kStreamClosed);
-  if (st->discard && st->buffered() > 0) {
-    st->rbuf.clear();
-    st->rhead = 0;
-  }
+  if (st->discard && st->buffered() > 0) st->received.clear();
   // The stream is gone from nghttp2: return the connection credit of bytes
   // still buffered now (the reader may take them later, or never), and
   // detach so the state never points at a session that may be destroyed.
@@ -1190,18 +1181,11 @@ awaitable<std::tuple<error_code, std::size_t>> stream_read_some(
     if (!st->open_for_data) co_return std::tuple{make_error_code(Errc::kNotOpen), 0};
     if (st->buffered() > 0) {
       if (buffer.size() == 0) co_return std::tuple{error_code{}, 0};
-      const std::size_t n = std::min(buffer.size(), st->buffered());
-      std::memcpy(buffer.data(), st->rbuf.data() + st->rhead, n);
-      st->rhead += n;
-      if (st->rhead == st->rbuf.size()) {
-        // An idle stream holds no receive buffer: with thousands of idle
-        // tunnels per process, even a 1 KiB leftover per stream adds up.
-        std::vector<std::uint8_t>().swap(st->rbuf);
-        st->rhead = 0;
-      } else if (st->rhead >= (64u << 10) && st->rhead * 2 >= st->rbuf.size()) {
-        st->rbuf.erase(st->rbuf.begin(), st->rbuf.begin() + static_cast<std::ptrdiff_t>(st->rhead));
-        st->rhead = 0;
-      }
+      // The queue frees drained chunks: an idle stream holds no receive
+      // buffer (with thousands of idle tunnels, even 1 KiB each adds up).
+      const std::size_t n = st->received.read(
+          std::span(static_cast<std::uint8_t*>(buffer.data()), buffer.size()));
+      if (n == 0) co_return std::tuple{make_error_code(Errc::kViewPending), 0};
       // Only now does the peer get its window back.
       if (st->core) st->core->consume(*st, n);
       co_return std::tuple{error_code{}, n};
@@ -1211,6 +1195,26 @@ awaitable<std::tuple<error_code, std::size_t>> stream_read_some(
     if (!st->core) co_return std::tuple{make_error_code(Errc::kConnectionClosed), 0};
     if (!co_await wait_for_wake(st->read_wake)) {
       co_return std::tuple{make_error_code(asio::error::operation_aborted), 0};
+    }
+  }
+}
+
+awaitable<std::tuple<error_code, asio::const_buffer>> stream_read_view(
+    std::shared_ptr<detail::StreamState> st, std::size_t max_bytes) {
+  st->received.unpin(0);
+  for (;;) {
+    if (!st->open_for_data) co_return std::tuple{make_error_code(Errc::kNotOpen), asio::const_buffer()};
+    if (st->buffered() > 0) {
+      const auto view = st->received.pin(max_bytes);
+      co_return std::tuple{error_code{}, asio::const_buffer(view.data(), view.size())};
+    }
+    if (st->error) co_return std::tuple{st->error, asio::const_buffer()};
+    if (st->remote_ended || st->closed) {
+      co_return std::tuple{make_error_code(asio::error::eof), asio::const_buffer()};
+    }
+    if (!st->core) co_return std::tuple{make_error_code(Errc::kConnectionClosed), asio::const_buffer()};
+    if (!co_await wait_for_wake(st->read_wake)) {
+      co_return std::tuple{make_error_code(asio::error::operation_aborted), asio::const_buffer()};
     }
   }
 }
@@ -1279,6 +1283,22 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_b
     }();
   }
   return stream_read_some(state_, buffer);
+}
+
+awaitable<std::tuple<error_code, asio::const_buffer>> Stream::read_view(std::size_t max_bytes) {
+  if (!state_) {
+    return []() -> awaitable<std::tuple<error_code, asio::const_buffer>> {
+      co_return std::tuple{make_error_code(Errc::kStreamClosed), asio::const_buffer()};
+    }();
+  }
+  return stream_read_view(state_, max_bytes);
+}
+
+void Stream::consume_view(std::size_t n) {
+  if (!state_) return;
+  const std::size_t consumed = state_->received.unpin(n);
+  // Only now does the peer get its window back.
+  if (state_->core) state_->core->consume(*state_, consumed);
 }
 
 awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer data) {
