@@ -51,6 +51,7 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kLog = "h2";
+constexpr std::size_t kFrameHeaderBytes = 9;  // RFC 9113 §4.1
 
 // Parks on `timer` until someone cancels it (a wake-up). Returns false when
 // the awaiting coroutine itself was cancelled.
@@ -103,6 +104,7 @@ struct StreamState {
   // Send side: the writer's own buffer while write() is suspended.
   const std::uint8_t* wdata = nullptr;
   std::size_t wsize = 0;
+  std::size_t wtaken = 0;  // bytes of the current write already in DATA frames
   bool write_shutdown = false;
   bool local_end_sent = false;    // our END_STREAM has left nghttp2
   bool reset_when_ended = false;  // handle dropped: RST NO_ERROR once END_STREAM is out
@@ -211,8 +213,10 @@ class Core {
   static ssize_t read_data(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
                            std::size_t length, std::uint32_t* data_flags,
                            nghttp2_data_source* source, void* user_data);
-  static ssize_t read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
+  static ssize_t read_data_impl(std::size_t length, std::uint32_t* data_flags,
                                 nghttp2_data_source* source) noexcept;
+  int send_data(const nghttp2_frame* frame, const std::uint8_t* frame_header, std::size_t length,
+                nghttp2_data_source* source);
   int count_empty_frame(const nghttp2_frame* frame, std::size_t payload);
   int count_window_update();
 
@@ -319,6 +323,13 @@ const nghttp2_session_callbacks* Core::callbacks() {
               {session_window, stream_window, static_cast<std::int64_t>(peer_max_frame),
                static_cast<std::int64_t>(core->opts_.max_data_frame_bytes)});
           return static_cast<ssize_t>(std::max<std::int64_t>(n, 1));
+        });
+    // DATA payloads go from the writer's buffer straight into the send
+    // batch (read_data answers NO_COPY), not through nghttp2's frame buffer.
+    nghttp2_session_callbacks_set_send_data_callback(
+        raw, [](nghttp2_session*, nghttp2_frame* f, const uint8_t* framehd, size_t length,
+                nghttp2_data_source* source, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->send_data(f, framehd, length, source); });
         });
     nghttp2_session_callbacks_set_error_callback2(
         raw, [](nghttp2_session*, int, const char* msg, size_t len, void*) {
@@ -734,7 +745,7 @@ awaitable<boost::system::result<Response>> Core::open_stream(std::shared_ptr<Cor
       co_return make_error_code(asio::error::operation_aborted);
     }
   }
-  const bool early_data_sent = st->wsize == 0;
+  const bool early_data_sent = st->wtaken == early_data.size();
   give_back_early_data();
   Response response{st->status, std::move(st->headers), Stream()};
   if (st->status == 200 && early_data_sent) {
@@ -1135,31 +1146,20 @@ int Core::on_invalid_frame_recv(const nghttp2_frame* frame, int lib_error) {
   return 0;
 }
 
-ssize_t Core::read_data(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+ssize_t Core::read_data(nghttp2_session*, std::int32_t, std::uint8_t*, std::size_t length,
                         std::uint32_t* data_flags, nghttp2_data_source* source, void*) {
-  return read_data_impl(buf, length, data_flags, source);
+  return read_data_impl(length, data_flags, source);
 }
 
-ssize_t Core::read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
+ssize_t Core::read_data_impl(std::size_t length, std::uint32_t* data_flags,
                              nghttp2_data_source* source) noexcept {
-  // Copies straight from the writer's buffer into nghttp2's frame buffer.
-  // A later NGHTTP2_DATA_FLAG_NO_COPY + send_data_callback variant could
-  // gather the writer's buffer into the transport write instead.
+  // Only sizes the frame: the bytes stay in the writer's buffer until
+  // send_data, which nghttp2 calls for this frame before mem_send returns.
   auto* st = static_cast<StreamState*>(source->ptr);
   if (st->wsize > 0) {
     const std::size_t n = std::min(length, st->wsize);
-    std::memcpy(buf, st->wdata, n);
-    st->wdata += n;
-    st->wsize -= n;
-    if (st->wsize == 0) {
-      st->wdata = nullptr;
-      try {
-        st->write_wake.cancel();
-      } catch (...) {
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-      }
-      if (st->write_shutdown) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == st->wsize && st->write_shutdown) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
   }
   if (st->write_shutdown) {
@@ -1167,6 +1167,37 @@ ssize_t Core::read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_
     return 0;
   }
   return NGHTTP2_ERR_DEFERRED;
+}
+
+int Core::send_data(const nghttp2_frame* frame, const std::uint8_t* frame_header,
+                    std::size_t length, nghttp2_data_source* source) {
+  auto* st = static_cast<StreamState*>(source->ptr);
+  // read_data sized this frame moments ago in the same mem_send call, so the
+  // writer's bytes are still there; should that ever not hold (a writer gone,
+  // padding we never asked for), fail the stream rather than send bytes we
+  // no longer own. nghttp2 then resets it with INTERNAL_ERROR.
+  if (frame->data.padlen != 0 || length > st->wsize || (length > 0 && st->wdata == nullptr)) {
+    log::warn(kLog, "stream {}: DATA frame of {} bytes without a writer's bytes to send", st->id,
+              length);
+    if (!st->error) st->error = make_error_code(Errc::kStreamClosed);
+    st->wdata = nullptr;
+    st->wsize = 0;
+    st->read_wake.cancel();
+    st->write_wake.cancel();
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  // Every byte mem_send returned earlier is already in out_: frames stay in order.
+  out_.insert(out_.end(), frame_header, frame_header + kFrameHeaderBytes);
+  out_.insert(out_.end(), st->wdata, st->wdata + length);
+  st->wdata += length;
+  st->wsize -= length;
+  st->wtaken += length;
+  if (st->wsize == 0) {
+    st->wdata = nullptr;  // the writer's buffer is theirs again
+    st->write_wake.cancel();
+  }
+  // A full batch: mem_send returns (0) so the send loop writes it out.
+  return out_.size() >= opts_.write_batch_bytes ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 }  // namespace detail
@@ -1229,18 +1260,20 @@ awaitable<std::tuple<error_code, std::size_t>> stream_write(std::shared_ptr<deta
   if (data.size() == 0) co_return std::tuple{error_code{}, 0};
   st->wdata = static_cast<const std::uint8_t*>(data.data());
   st->wsize = data.size();
+  st->wtaken = 0;
   st->core->resume_data(*st);
+  // A reset (ours or the peer's) also takes the buffer back (wsize = 0);
+  // wtaken says how much really left.
   while (st->wsize > 0) {
     if (st->error || st->closed || !st->core) break;
     if (!co_await wait_for_wake(st->write_wake)) {
-      const std::size_t taken = data.size() - st->wsize;
       st->wdata = nullptr;  // the caller's buffer is theirs again
       st->wsize = 0;
-      co_return std::tuple{make_error_code(asio::error::operation_aborted), taken};
+      co_return std::tuple{make_error_code(asio::error::operation_aborted), st->wtaken};
     }
   }
-  const std::size_t taken = data.size() - st->wsize;
-  if (st->wsize > 0) {
+  const std::size_t taken = st->wtaken;
+  if (taken < data.size()) {
     st->wdata = nullptr;
     st->wsize = 0;
     error_code ec = st->error ? st->error

@@ -93,8 +93,8 @@ class Stream {
   // them back) and returns their flow-control credit to the peer.
   void consume_view(std::size_t n);
 
-  // Writes all of `data`. Completes once nghttp2 has copied every byte into
-  // DATA frames (not when the peer has them); suspends while the peer's
+  // Writes all of `data`. Completes once every byte is framed into the
+  // session's send batch (not when the peer has them); suspends while the peer's
   // stream or connection window is exhausted, so a slow peer slows the
   // writer and nothing is buffered per stream beyond the caller's buffer.
   // Returns the count taken so far with any error.

@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -568,6 +570,104 @@ TEST_CASE("read_view reports END_STREAM as EOF after the last bytes") {
     }
     CHECK(end == asio::error::eof);
     CHECK(got == checksum_of(data));
+  });
+}
+
+TEST_CASE("a write cancelled while its bytes wait for window sends none of them after the cancel") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    constexpr std::uint32_t kWindow = 16384;
+    SessionOptions server_opts = SessionOptions::server_defaults();
+    server_opts.stream_window = kWindow;
+    std::optional<Stream> parked;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      parked.emplace(std::move(req.stream));
+      co_return;
+    }, server_opts);
+    auto r = co_await p->client->open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    const auto data = pattern(1u << 20, 21);
+    std::vector<std::uint8_t> buffer = data;
+    asio::cancellation_signal cancel;
+    std::optional<std::tuple<error_code, std::size_t>> result;
+    asio::co_spawn(io, r->stream.write(asio::buffer(buffer)),
+                   asio::bind_cancellation_slot(
+                       cancel.slot(), [&](std::exception_ptr, std::tuple<error_code, std::size_t> t) {
+                         result = t;
+                       }));
+    co_await sleep_for(100ms);
+    CHECK_FALSE(result);  // stopped by the peer's window
+    cancel.emit(asio::cancellation_type::terminal);
+    REQUIRE(co_await eventually([&] { return result.has_value(); }));
+    const auto [ec, taken] = *result;
+    CHECK(ec == asio::error::operation_aborted);
+    CHECK(taken > 0);
+    CHECK(taken <= kWindow);
+    // The buffer is the caller's again: scribbling on it must not reach the peer.
+    std::fill(buffer.begin(), buffer.end(), std::uint8_t{0xff});
+    CHECK_FALSE(r->stream.shutdown_write());
+    REQUIRE(parked);
+    Checksum got;
+    std::vector<std::uint8_t> buf(4096);
+    error_code end;
+    for (;;) {  // reading opens the window: anything still queued would flow now
+      auto [rec, n] = co_await parked->read_some(asio::buffer(buf));
+      if (rec) {
+        end = rec;
+        break;
+      }
+      got.add(buf.data(), n);
+    }
+    CHECK(end == asio::error::eof);
+    Checksum expect;
+    expect.add(data.data(), taken);
+    CHECK(got == expect);
+  });
+}
+
+TEST_CASE("a stream reset while its writer waits for window fails the write and sends no more DATA") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    constexpr std::uint32_t kWindow = 16384;
+    SessionOptions server_opts = SessionOptions::server_defaults();
+    server_opts.stream_window = kWindow;
+    std::optional<Stream> parked;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      parked.emplace(std::move(req.stream));
+      co_return;
+    }, server_opts);
+    auto r = co_await p->client->open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    const auto data = pattern(1u << 20, 22);
+    std::optional<std::tuple<error_code, std::size_t>> result;
+    asio::co_spawn(io, r->stream.write(asio::buffer(data)),
+                   [&](std::exception_ptr, std::tuple<error_code, std::size_t> t) { result = t; });
+    co_await sleep_for(100ms);
+    REQUIRE(parked);
+    const std::size_t buffered = parked->buffered_bytes();
+    CHECK(buffered > 0);
+    r->stream.reset(kCancel);
+    REQUIRE(co_await eventually([&] { return result.has_value(); }));
+    const auto [ec, taken] = *result;
+    CHECK(ec == Errc::kStreamClosed);
+    CHECK(taken <= kWindow);
+    // The server reads what arrived before the reset (CANCEL reads as EOF), nothing after.
+    Checksum got;
+    std::vector<std::uint8_t> buf(4096);
+    error_code end;
+    for (;;) {
+      auto [rec, n] = co_await parked->read_some(asio::buffer(buf));
+      if (rec) {
+        end = rec;
+        break;
+      }
+      got.add(buf.data(), n);
+    }
+    CHECK(end == asio::error::eof);
+    CHECK(got.bytes <= taken);
+    Checksum expect;
+    expect.add(data.data(), got.bytes);
+    CHECK(got == expect);
   });
 }
 
