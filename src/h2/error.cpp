@@ -28,6 +28,7 @@ class Category final : public boost::system::error_category {
       case Errc::kNotServerStream: return "respond() on a client stream";
       case Errc::kBadResponse: return "response without a valid :status";
       case Errc::kAlreadyRunning: return "session already running";
+      case Errc::kViewPending: return "read while a read_view is not consumed";
       case Errc::kGrpcMessageTooLarge: return "gRPC message larger than allowed";
       case Errc::kGrpcCompressed: return "compressed gRPC message without negotiated encoding";
       case Errc::kGrpcTruncated: return "stream ended inside a gRPC message";

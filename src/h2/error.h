@@ -27,6 +27,7 @@ enum class Errc : int {
   kNotServerStream,       // respond() on a client stream
   kBadResponse,           // response HEADERS without a usable :status
   kAlreadyRunning,        // run() called twice
+  kViewPending,           // read_some while bytes from read_view are not yet consumed
   // gRPC framing (grpc.h).
   kGrpcMessageTooLarge,   // a length prefix above the configured maximum
   kGrpcCompressed,        // compressed-flag set; no grpc-encoding is negotiated

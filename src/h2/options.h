@@ -40,10 +40,14 @@ struct SessionOptions {
   // I/O sizes: one read buffer per connection; frames are batched into one
   // transport write up to this many bytes (TlsTransport seals them into
   // records and sends them with one write); DATA frames we send carry up to
-  // this much, if the peer's SETTINGS_MAX_FRAME_SIZE allows.
+  // this much, if the peer's SETTINGS_MAX_FRAME_SIZE allows. DATA payloads
+  // skip nghttp2's frame buffer (they go from the writer's buffer into the
+  // batch), so a frame costs 9 bytes and a callback whatever its size; above
+  // 16 KiB nghttp2 would grow its per-connection frame buffer to the largest
+  // frame and keep it for the connection's life.
   std::size_t read_buffer_bytes = 64u << 10;
   std::size_t write_batch_bytes = 256u << 10;
-  std::uint32_t max_data_frame_bytes = 64u << 10;
+  std::uint32_t max_data_frame_bytes = 16u << 10;
 
   FloodLimits limits;
 

@@ -50,6 +50,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "h2/receive_queue.h"
 
 namespace ztunnel::h2 {
 
@@ -62,6 +63,7 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kLog = "h2";
+constexpr std::size_t kFrameHeaderBytes = 9;  // RFC 9113 §4.1
 
 // Parks on `timer` until someone cancels it (a wake-up). Returns false when
 // the awaiting coroutine itself was cancelled.
@@ -97,16 +99,16 @@ namespace detail {
 struct StreamState {
   explicit StreamState(const asio::any_io_executor& ex) : read_wake(ex), write_wake(ex) {}
 
-  std::size_t buffered() const { return rbuf.size() - rhead; }
+  std::size_t buffered() const { return received.size(); }
 
   Core* core = nullptr;  // null once the session is gone
   std::int32_t id = -1;
   bool server = false;
 
   // Receive side. Bytes stay here (unconsumed, holding the peer's window)
-  // until the reader takes them.
-  std::vector<std::uint8_t> rbuf;
-  std::size_t rhead = 0;
+  // until the reader takes them (read_some) or has written them out
+  // (read_view, then consume_view).
+  ReceiveQueue received;
   bool remote_ended = false;  // END_STREAM, or RST_STREAM NO_ERROR/CANCEL: EOF
   bool discard = false;       // nobody will read: consume on arrival
   error_code error;           // hard failure: reset or connection loss
@@ -114,6 +116,7 @@ struct StreamState {
   // Send side: the writer's own buffer while write() is suspended.
   const std::uint8_t* wdata = nullptr;
   std::size_t wsize = 0;
+  std::size_t wtaken = 0;  // bytes of the current write already in DATA frames
   bool write_shutdown = false;
   bool local_end_sent = false;    // our END_STREAM has left nghttp2
   bool reset_when_ended = false;  // handle dropped: RST NO_ERROR once END_STREAM is out
@@ -229,8 +232,10 @@ class Core {
   static ssize_t read_data(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
                            std::size_t length, std::uint32_t* data_flags,
                            nghttp2_data_source* source, void* user_data);
-  static ssize_t read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
+  static ssize_t read_data_impl(std::size_t length, std::uint32_t* data_flags,
                                 nghttp2_data_source* source) noexcept;
+  int send_data(const nghttp2_frame* frame, const std::uint8_t* frame_header, std::size_t length,
+                nghttp2_data_source* source);
   int count_empty_frame(const nghttp2_frame* frame, std::size_t payload);
   int count_window_update();
 
@@ -344,6 +349,13 @@ const nghttp2_session_callbacks* Core::callbacks() {
               {session_window, stream_window, static_cast<std::int64_t>(peer_max_frame),
                static_cast<std::int64_t>(core->opts_.max_data_frame_bytes)});
           return static_cast<ssize_t>(std::max<std::int64_t>(n, 1));
+        });
+    // DATA payloads go from the writer's buffer straight into the send
+    // batch (read_data answers NO_COPY), not through nghttp2's frame buffer.
+    nghttp2_session_callbacks_set_send_data_callback(
+        raw, [](nghttp2_session*, nghttp2_frame* f, const uint8_t* framehd, size_t length,
+                nghttp2_data_source* source, void* u) {
+          return guarded([&] { return static_cast<Core*>(u)->send_data(f, framehd, length, source); });
         });
     nghttp2_session_callbacks_set_error_callback2(
         raw, [](nghttp2_session*, int, const char* msg, size_t len, void*) {
@@ -798,7 +810,7 @@ awaitable<boost::system::result<Response>> Core::open_stream(std::shared_ptr<Cor
       co_return make_error_code(asio::error::operation_aborted);
     }
   }
-  const bool early_data_sent = st->wsize == 0;
+  const bool early_data_sent = st->wtaken == early_data.size();
   give_back_early_data();
   Response response{st->status, std::move(st->headers), Stream()};
   if (st->status == 200 && early_data_sent) {
@@ -832,9 +844,7 @@ void Core::resume_data(StreamState& st) {
 
 void Core::discard_buffered(StreamState& st) {
   const std::size_t n = st.buffered();
-  st.rbuf.clear();
-  st.rbuf.shrink_to_fit();
-  st.rhead = 0;
+  st.received.clear();
   st.discard = true;
   if (n > 0) consume(st, n);
 }
@@ -1078,11 +1088,7 @@ int Core::on_data_chunk_recv(std::int32_t stream_id, const std::uint8_t* data, s
     pending_connection_consume_ += len;
     return 0;
   }
-  if (st->rhead > 0 && st->rhead == st->rbuf.size()) {
-    st->rbuf.clear();
-    st->rhead = 0;
-  }
-  st->rbuf.insert(st->rbuf.end(), data, data + len);
+  st->received.append(data, len);
   st->read_wake.cancel();
   return 0;
 }
@@ -1101,14 +1107,10 @@ int Core::on_stream_close(std::int32_t stream_id, std::uint32_t error_code) {
   } else if (!st->error) {
     st->error = make_wire_error(error_code);
     pending_connection_consume_ += st->buffered();
-    st->rbuf.clear();
-    st->rhead = 0;
+    st->received.clear();
   }
   if (st->wsize > 0 && !st->error) st->error = make_error_code(Errc::kStreamClosed);
-  if (st->discard && st->buffered() > 0) {
-    st->rbuf.clear();
-    st->rhead = 0;
-  }
+  if (st->discard && st->buffered() > 0) st->received.clear();
   // The stream is gone from nghttp2: return the connection credit of bytes
   // still buffered now (the reader may take them later, or never), and
   // detach so the state never points at a session that may be destroyed.
@@ -1210,31 +1212,20 @@ int Core::on_invalid_frame_recv(const nghttp2_frame* frame, int lib_error) {
   return 0;
 }
 
-ssize_t Core::read_data(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+ssize_t Core::read_data(nghttp2_session*, std::int32_t, std::uint8_t*, std::size_t length,
                         std::uint32_t* data_flags, nghttp2_data_source* source, void*) {
-  return read_data_impl(buf, length, data_flags, source);
+  return read_data_impl(length, data_flags, source);
 }
 
-ssize_t Core::read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
+ssize_t Core::read_data_impl(std::size_t length, std::uint32_t* data_flags,
                              nghttp2_data_source* source) noexcept {
-  // Copies straight from the writer's buffer into nghttp2's frame buffer.
-  // A later NGHTTP2_DATA_FLAG_NO_COPY + send_data_callback variant could
-  // gather the writer's buffer into the transport write instead.
+  // Only sizes the frame: the bytes stay in the writer's buffer until
+  // send_data, which nghttp2 calls for this frame before mem_send returns.
   auto* st = static_cast<StreamState*>(source->ptr);
   if (st->wsize > 0) {
     const std::size_t n = std::min(length, st->wsize);
-    std::memcpy(buf, st->wdata, n);
-    st->wdata += n;
-    st->wsize -= n;
-    if (st->wsize == 0) {
-      st->wdata = nullptr;
-      try {
-        st->write_wake.cancel();
-      } catch (...) {
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-      }
-      if (st->write_shutdown) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == st->wsize && st->write_shutdown) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
   }
   if (st->write_shutdown) {
@@ -1242,6 +1233,37 @@ ssize_t Core::read_data_impl(std::uint8_t* buf, std::size_t length, std::uint32_
     return 0;
   }
   return NGHTTP2_ERR_DEFERRED;
+}
+
+int Core::send_data(const nghttp2_frame* frame, const std::uint8_t* frame_header,
+                    std::size_t length, nghttp2_data_source* source) {
+  auto* st = static_cast<StreamState*>(source->ptr);
+  // read_data sized this frame moments ago in the same mem_send call, so the
+  // writer's bytes are still there; should that ever not hold (a writer gone,
+  // padding we never asked for), fail the stream rather than send bytes we
+  // no longer own. nghttp2 then resets it with INTERNAL_ERROR.
+  if (frame->data.padlen != 0 || length > st->wsize || (length > 0 && st->wdata == nullptr)) {
+    log::warn(kLog, "stream {}: DATA frame of {} bytes without a writer's bytes to send", st->id,
+              length);
+    if (!st->error) st->error = make_error_code(Errc::kStreamClosed);
+    st->wdata = nullptr;
+    st->wsize = 0;
+    st->read_wake.cancel();
+    st->write_wake.cancel();
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  // Every byte mem_send returned earlier is already in out_: frames stay in order.
+  out_.insert(out_.end(), frame_header, frame_header + kFrameHeaderBytes);
+  out_.insert(out_.end(), st->wdata, st->wdata + length);
+  st->wdata += length;
+  st->wsize -= length;
+  st->wtaken += length;
+  if (st->wsize == 0) {
+    st->wdata = nullptr;  // the writer's buffer is theirs again
+    st->write_wake.cancel();
+  }
+  // A full batch: mem_send returns (0) so the send loop writes it out.
+  return out_.size() >= opts_.write_batch_bytes ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 }  // namespace detail
@@ -1256,18 +1278,11 @@ awaitable<std::tuple<error_code, std::size_t>> stream_read_some(
     if (!st->open_for_data) co_return std::tuple{make_error_code(Errc::kNotOpen), 0};
     if (st->buffered() > 0) {
       if (buffer.size() == 0) co_return std::tuple{error_code{}, 0};
-      const std::size_t n = std::min(buffer.size(), st->buffered());
-      std::memcpy(buffer.data(), st->rbuf.data() + st->rhead, n);
-      st->rhead += n;
-      if (st->rhead == st->rbuf.size()) {
-        // An idle stream holds no receive buffer: with thousands of idle
-        // tunnels per process, even a 1 KiB leftover per stream adds up.
-        std::vector<std::uint8_t>().swap(st->rbuf);
-        st->rhead = 0;
-      } else if (st->rhead >= (64u << 10) && st->rhead * 2 >= st->rbuf.size()) {
-        st->rbuf.erase(st->rbuf.begin(), st->rbuf.begin() + static_cast<std::ptrdiff_t>(st->rhead));
-        st->rhead = 0;
-      }
+      // The queue frees drained chunks: an idle stream holds no receive
+      // buffer (with thousands of idle tunnels, even 1 KiB each adds up).
+      const std::size_t n = st->received.read(
+          std::span(static_cast<std::uint8_t*>(buffer.data()), buffer.size()));
+      if (n == 0) co_return std::tuple{make_error_code(Errc::kViewPending), 0};
       // Only now does the peer get its window back.
       if (st->core) st->core->consume(*st, n);
       co_return std::tuple{error_code{}, n};
@@ -1277,6 +1292,26 @@ awaitable<std::tuple<error_code, std::size_t>> stream_read_some(
     if (!st->core) co_return std::tuple{make_error_code(Errc::kConnectionClosed), 0};
     if (!co_await wait_for_wake(st->read_wake)) {
       co_return std::tuple{make_error_code(asio::error::operation_aborted), 0};
+    }
+  }
+}
+
+awaitable<std::tuple<error_code, asio::const_buffer>> stream_read_view(
+    std::shared_ptr<detail::StreamState> st, std::size_t max_bytes) {
+  st->received.unpin(0);
+  for (;;) {
+    if (!st->open_for_data) co_return std::tuple{make_error_code(Errc::kNotOpen), asio::const_buffer()};
+    if (st->buffered() > 0) {
+      const auto view = st->received.pin(max_bytes);
+      co_return std::tuple{error_code{}, asio::const_buffer(view.data(), view.size())};
+    }
+    if (st->error) co_return std::tuple{st->error, asio::const_buffer()};
+    if (st->remote_ended || st->closed) {
+      co_return std::tuple{make_error_code(asio::error::eof), asio::const_buffer()};
+    }
+    if (!st->core) co_return std::tuple{make_error_code(Errc::kConnectionClosed), asio::const_buffer()};
+    if (!co_await wait_for_wake(st->read_wake)) {
+      co_return std::tuple{make_error_code(asio::error::operation_aborted), asio::const_buffer()};
     }
   }
 }
@@ -1291,18 +1326,20 @@ awaitable<std::tuple<error_code, std::size_t>> stream_write(std::shared_ptr<deta
   if (data.size() == 0) co_return std::tuple{error_code{}, 0};
   st->wdata = static_cast<const std::uint8_t*>(data.data());
   st->wsize = data.size();
+  st->wtaken = 0;
   st->core->resume_data(*st);
+  // A reset (ours or the peer's) also takes the buffer back (wsize = 0);
+  // wtaken says how much really left.
   while (st->wsize > 0) {
     if (st->error || st->closed || !st->core) break;
     if (!co_await wait_for_wake(st->write_wake)) {
-      const std::size_t taken = data.size() - st->wsize;
       st->wdata = nullptr;  // the caller's buffer is theirs again
       st->wsize = 0;
-      co_return std::tuple{make_error_code(asio::error::operation_aborted), taken};
+      co_return std::tuple{make_error_code(asio::error::operation_aborted), st->wtaken};
     }
   }
-  const std::size_t taken = data.size() - st->wsize;
-  if (st->wsize > 0) {
+  const std::size_t taken = st->wtaken;
+  if (taken < data.size()) {
     st->wdata = nullptr;
     st->wsize = 0;
     error_code ec = st->error ? st->error
@@ -1345,6 +1382,22 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_b
     }();
   }
   return stream_read_some(state_, buffer);
+}
+
+awaitable<std::tuple<error_code, asio::const_buffer>> Stream::read_view(std::size_t max_bytes) {
+  if (!state_) {
+    return []() -> awaitable<std::tuple<error_code, asio::const_buffer>> {
+      co_return std::tuple{make_error_code(Errc::kStreamClosed), asio::const_buffer()};
+    }();
+  }
+  return stream_read_view(state_, max_bytes);
+}
+
+void Stream::consume_view(std::size_t n) {
+  if (!state_) return;
+  const std::size_t consumed = state_->received.unpin(n);
+  // Only now does the peer get its window back.
+  if (state_->core) state_->core->consume(*state_, consumed);
 }
 
 awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer data) {

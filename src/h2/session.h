@@ -80,8 +80,21 @@ class Stream {
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
       boost::asio::mutable_buffer buffer);
 
-  // Writes all of `data`. Completes once nghttp2 has copied every byte into
-  // DATA frames (not when the peer has them); suspends while the peer's
+  // Reads in place: waits as read_some does (same errors, same
+  // cancellation), then returns a view of up to `max_bytes` of the oldest
+  // received bytes without copying them. The view stays valid, even if more
+  // DATA arrives or the stream is reset or its session ends, until
+  // consume_view() or the next read_view(); read_some fails with
+  // Errc::kViewPending meanwhile. The bytes stay unread, and their
+  // flow-control credit stays with us, until consume_view().
+  boost::asio::awaitable<std::tuple<boost::system::error_code, boost::asio::const_buffer>> read_view(
+      std::size_t max_bytes);
+  // Marks the first `n` bytes of the last view read (n <= its size; 0 puts
+  // them back) and returns their flow-control credit to the peer.
+  void consume_view(std::size_t n);
+
+  // Writes all of `data`. Completes once every byte is framed into the
+  // session's send batch (not when the peer has them); suspends while the peer's
   // stream or connection window is exhausted, so a slow peer slows the
   // writer and nothing is buffered per stream beyond the caller's buffer.
   // Returns the count taken so far with any error.

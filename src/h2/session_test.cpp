@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -438,6 +440,234 @@ TEST_CASE("a reader that does not read stops the writer after one stream window"
     CHECK(writer_done);
     CHECK(max_buffered <= kWindow);
     CHECK(got == checksum_of(data));
+  });
+}
+
+TEST_CASE("read_view holds the peer's window until consume_view, and carries every byte in order") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    constexpr std::uint32_t kWindow = 16384;
+    SessionOptions server_opts = SessionOptions::server_defaults();
+    server_opts.stream_window = kWindow;
+    server_opts.connection_window = 1u << 20;
+    std::optional<Stream> parked;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      parked.emplace(std::move(req.stream));
+      co_return;
+    }, server_opts);
+    auto r = co_await p->client->open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    const auto data = pattern(1u << 20, 11);
+    std::size_t written = 0;
+    bool writer_done = false;
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+      for (std::size_t off = 0; off < data.size(); off += 5000) {
+        const std::size_t n = std::min<std::size_t>(5000, data.size() - off);
+        auto [ec, taken] = co_await r->stream.write(asio::buffer(data.data() + off, n));
+        if (ec) co_return;
+        written += taken;
+      }
+      r->stream.shutdown_write();
+      writer_done = true;
+    }, asio::detached);
+    co_await sleep_for(200ms);
+    REQUIRE(parked);
+
+    // A view that is never consumed returns no credit: the writer stays stopped.
+    auto [ec, view] = co_await parked->read_view(1000);
+    REQUIRE_FALSE(ec);
+    CHECK(view.size() == 1000);
+    const std::size_t written_before = written;
+    co_await sleep_for(100ms);
+    CHECK(written == written_before);
+    CHECK(written <= kWindow + 5000);
+    // A copying read is refused while the view is out.
+    std::array<std::uint8_t, 16> small{};
+    auto [busy, none] = co_await parked->read_some(asio::buffer(small));
+    CHECK(busy == Errc::kViewPending);
+    CHECK(none == 0);
+    // Putting the view back consumes nothing; the next view starts at the same byte.
+    parked->consume_view(0);
+
+    Checksum got;
+    std::size_t views = 0;
+    for (;;) {
+      auto [vec, v] = co_await parked->read_view(7000);
+      if (vec) {
+        CHECK(vec == asio::error::eof);
+        CHECK(v.size() == 0);
+        break;
+      }
+      REQUIRE(v.size() > 0);
+      CHECK(v.size() <= 7000);
+      got.add(static_cast<const std::uint8_t*>(v.data()), v.size());
+      parked->consume_view(v.size());
+      ++views;
+      co_await sleep_for(0ms);
+    }
+    CHECK(writer_done);
+    CHECK(views > 1);
+    CHECK(parked->buffered_bytes() == 0);
+    CHECK(got == checksum_of(data));
+  });
+}
+
+TEST_CASE("a view stays readable when the stream is reset under it, and the reset reaches read_view") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    std::optional<Stream> parked;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      parked.emplace(std::move(req.stream));
+      co_return;
+    });
+    auto r = co_await p->client->open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    const auto data = pattern(40000, 5);
+    auto [wec, taken] = co_await r->stream.write(asio::buffer(data));
+    REQUIRE_FALSE(wec);
+    REQUIRE(co_await eventually([&] { return parked && parked->buffered_bytes() == data.size(); }));
+    auto [ec, view] = co_await parked->read_view(1u << 20);
+    REQUIRE_FALSE(ec);
+    REQUIRE(view.size() > 0);
+    const std::vector<std::uint8_t> expect(data.begin(),
+                                           data.begin() + static_cast<std::ptrdiff_t>(view.size()));
+    // The client gives up with an error code: the server's buffered bytes are dropped.
+    r->stream.reset(kInternalError);
+    CHECK(co_await eventually([&] { return parked->buffered_bytes() == 0; }));
+    const auto* bytes = static_cast<const std::uint8_t*>(view.data());
+    CHECK(std::vector<std::uint8_t>(bytes, bytes + view.size()) == expect);
+    parked->consume_view(view.size());
+    auto [after, none] = co_await parked->read_view(100);
+    CHECK(after == make_wire_error(kInternalError));
+    CHECK(none.size() == 0);
+  });
+}
+
+TEST_CASE("read_view reports END_STREAM as EOF after the last bytes") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    std::optional<Stream> parked;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      parked.emplace(std::move(req.stream));
+      co_return;
+    });
+    auto r = co_await p->client->open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    const auto data = pattern(3000, 9);
+    REQUIRE_FALSE(co_await write_all(r->stream, data));
+    REQUIRE(co_await eventually([&] { return parked.has_value(); }));
+    Checksum got;
+    error_code end;
+    for (;;) {
+      auto [ec, v] = co_await parked->read_view(1000);
+      if (ec) {
+        end = ec;
+        break;
+      }
+      got.add(static_cast<const std::uint8_t*>(v.data()), v.size());
+      parked->consume_view(v.size());
+    }
+    CHECK(end == asio::error::eof);
+    CHECK(got == checksum_of(data));
+  });
+}
+
+TEST_CASE("a write cancelled while its bytes wait for window sends none of them after the cancel") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    constexpr std::uint32_t kWindow = 16384;
+    SessionOptions server_opts = SessionOptions::server_defaults();
+    server_opts.stream_window = kWindow;
+    std::optional<Stream> parked;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      parked.emplace(std::move(req.stream));
+      co_return;
+    }, server_opts);
+    auto r = co_await p->client->open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    const auto data = pattern(1u << 20, 21);
+    std::vector<std::uint8_t> buffer = data;
+    asio::cancellation_signal cancel;
+    std::optional<std::tuple<error_code, std::size_t>> result;
+    asio::co_spawn(io, r->stream.write(asio::buffer(buffer)),
+                   asio::bind_cancellation_slot(
+                       cancel.slot(), [&](std::exception_ptr, std::tuple<error_code, std::size_t> t) {
+                         result = t;
+                       }));
+    co_await sleep_for(100ms);
+    CHECK_FALSE(result);  // stopped by the peer's window
+    cancel.emit(asio::cancellation_type::terminal);
+    REQUIRE(co_await eventually([&] { return result.has_value(); }));
+    const auto [ec, taken] = *result;
+    CHECK(ec == asio::error::operation_aborted);
+    CHECK(taken > 0);
+    CHECK(taken <= kWindow);
+    // The buffer is the caller's again: scribbling on it must not reach the peer.
+    std::fill(buffer.begin(), buffer.end(), std::uint8_t{0xff});
+    CHECK_FALSE(r->stream.shutdown_write());
+    REQUIRE(parked);
+    Checksum got;
+    std::vector<std::uint8_t> buf(4096);
+    error_code end;
+    for (;;) {  // reading opens the window: anything still queued would flow now
+      auto [rec, n] = co_await parked->read_some(asio::buffer(buf));
+      if (rec) {
+        end = rec;
+        break;
+      }
+      got.add(buf.data(), n);
+    }
+    CHECK(end == asio::error::eof);
+    Checksum expect;
+    expect.add(data.data(), taken);
+    CHECK(got == expect);
+  });
+}
+
+TEST_CASE("a stream reset while its writer waits for window fails the write and sends no more DATA") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    constexpr std::uint32_t kWindow = 16384;
+    SessionOptions server_opts = SessionOptions::server_defaults();
+    server_opts.stream_window = kWindow;
+    std::optional<Stream> parked;
+    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      parked.emplace(std::move(req.stream));
+      co_return;
+    }, server_opts);
+    auto r = co_await p->client->open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    const auto data = pattern(1u << 20, 22);
+    std::optional<std::tuple<error_code, std::size_t>> result;
+    asio::co_spawn(io, r->stream.write(asio::buffer(data)),
+                   [&](std::exception_ptr, std::tuple<error_code, std::size_t> t) { result = t; });
+    co_await sleep_for(100ms);
+    REQUIRE(parked);
+    const std::size_t buffered = parked->buffered_bytes();
+    CHECK(buffered > 0);
+    r->stream.reset(kCancel);
+    REQUIRE(co_await eventually([&] { return result.has_value(); }));
+    const auto [ec, taken] = *result;
+    CHECK(ec == Errc::kStreamClosed);
+    CHECK(taken <= kWindow);
+    // The server reads what arrived before the reset (CANCEL reads as EOF), nothing after.
+    Checksum got;
+    std::vector<std::uint8_t> buf(4096);
+    error_code end;
+    for (;;) {
+      auto [rec, n] = co_await parked->read_some(asio::buffer(buf));
+      if (rec) {
+        end = rec;
+        break;
+      }
+      got.add(buf.data(), n);
+    }
+    CHECK(end == asio::error::eof);
+    CHECK(got.bytes <= taken);
+    Checksum expect;
+    expect.add(data.data(), got.bytes);
+    CHECK(got == expect);
   });
 }
 

@@ -10,6 +10,13 @@
 //   awaitable<error_code> write_all(S&, const_buffer)
 //   error_code shutdown_write(S&)                        our FIN / END_STREAM
 //   void abort(S&)                                       reset; wakes pending operations
+// and optionally, for a source that buffers received bytes itself (h2::Stream):
+//   awaitable<std::pair<error_code, const_buffer>> read_view(S&, size_t max)
+//                                                        waits like read_some; returns a view
+//                                                        of buffered bytes that stays valid
+//                                                        until consume()
+//   void consume(S&, size_t n)                           those bytes are written out
+// The copy then writes from the source's own buffer: no copy buffer, no copy.
 // Both directions run on the caller's executor (one thread): no locks.
 #pragma once
 
@@ -138,9 +145,51 @@ concept CanTryRead = requires(S& s, boost::asio::mutable_buffer b) {
   { try_read_some(s, b) } -> std::same_as<std::pair<error_code, std::size_t>>;
 };
 
+template <class S>
+concept CanReadInPlace = requires(S& s, std::size_t n) {
+  { read_view(s, n) } -> std::same_as<boost::asio::awaitable<std::pair<error_code, boost::asio::const_buffer>>>;
+  { consume(s, n) } -> std::same_as<void>;
+};
+
+// One direction from a source that can be read in place. The source keeps
+// the bytes until they are written out; consuming them only then keeps the
+// backpressure a copy buffer gives. Returns true on a clean half-close.
+template <class From, class To>
+boost::asio::awaitable<bool> copy_in_place(From& from, To& to, uint64_t& bytes, error_code& failure,
+                                           bool& aborted) {
+  for (;;) {
+    auto [ec, view] = co_await read_view(from, CopyBufferPolicy::kLarge);
+    if (view.size() > 0) {
+      if (error_code write_ec = co_await write_all(to, view)) {
+        if (!failure && !aborted) failure = write_ec;
+        co_return false;
+      }
+      consume(from, view.size());
+      bytes += view.size();
+      continue;  // a pending EOF or error comes with the next read_view
+    }
+    if (ec == boost::asio::error::eof) {
+      // Half-close: pass the FIN on and keep the other direction running.
+      if (error_code shut = shutdown_write(to); shut && !failure && !aborted) failure = shut;
+      co_return !failure;
+    }
+    if (!failure && !aborted) failure = ec ? ec : make_error_code(boost::asio::error::no_data);
+    co_return false;
+  }
+}
+
 template <class From, class To>
 boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, error_code& failure,
                                           bool& aborted, bool readable_now) {
+  if constexpr (CanReadInPlace<From>) {
+    if (co_await copy_in_place(from, to, bytes, failure, aborted)) co_return;
+    if (!aborted) {
+      aborted = true;
+      abort(from);
+      abort(to);
+    }
+    co_return;
+  }
   std::unique_ptr<std::byte[]> buffer;
   std::size_t capacity = 0;
   const auto ensure_buffer = [&] {

@@ -22,6 +22,16 @@ inline boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>>
   co_return std::pair{ec, n};
 }
 
+// Read in place: the copy writes to the socket straight from the stream's
+// receive queue (no copy buffer, no copy), then consumes what it wrote.
+inline boost::asio::awaitable<std::pair<boost::system::error_code, boost::asio::const_buffer>>
+read_view(Stream& s, std::size_t max_bytes) {
+  auto [ec, view] = co_await s.read_view(max_bytes);
+  co_return std::pair{ec, view};
+}
+
+inline void consume(Stream& s, std::size_t n) { s.consume_view(n); }
+
 inline boost::asio::awaitable<boost::system::error_code> write_all(Stream& s,
                                                                     boost::asio::const_buffer b) {
   while (b.size() > 0) {
