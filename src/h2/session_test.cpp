@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "support/bytes.h"
 #include "support/run_coro.h"
 #include "support/testing.h"
 
@@ -51,16 +52,7 @@ awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
   co_await t.async_wait(use_nothrow);
 }
 
-// Deterministic bytes: a 64-bit LCG, so both ends can generate and check.
-std::vector<std::uint8_t> pattern(std::size_t n, std::uint64_t seed) {
-  std::vector<std::uint8_t> out(n);
-  std::uint64_t x = seed;
-  for (auto& b : out) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    b = static_cast<std::uint8_t>(x >> 56);
-  }
-  return out;
-}
+using testing::pattern;
 
 // FNV-1a, incremental.
 struct Checksum {
@@ -607,17 +599,9 @@ TEST_CASE("a write cancelled while its bytes wait for window sends none of them 
     std::fill(buffer.begin(), buffer.end(), std::uint8_t{0xff});
     CHECK_FALSE(r->stream.shutdown_write());
     REQUIRE(parked);
-    Checksum got;
-    std::vector<std::uint8_t> buf(4096);
+    // Reading opens the window: anything still queued would flow now.
     error_code end;
-    for (;;) {  // reading opens the window: anything still queued would flow now
-      auto [rec, n] = co_await parked->read_some(asio::buffer(buf));
-      if (rec) {
-        end = rec;
-        break;
-      }
-      got.add(buf.data(), n);
-    }
+    const Checksum got = co_await read_all(*parked, &end);
     CHECK(end == asio::error::eof);
     Checksum expect;
     expect.add(data.data(), taken);
@@ -652,17 +636,8 @@ TEST_CASE("a stream reset while its writer waits for window fails the write and 
     CHECK(ec == Errc::kStreamClosed);
     CHECK(taken <= kWindow);
     // The server reads what arrived before the reset (CANCEL reads as EOF), nothing after.
-    Checksum got;
-    std::vector<std::uint8_t> buf(4096);
     error_code end;
-    for (;;) {
-      auto [rec, n] = co_await parked->read_some(asio::buffer(buf));
-      if (rec) {
-        end = rec;
-        break;
-      }
-      got.add(buf.data(), n);
-    }
+    const Checksum got = co_await read_all(*parked, &end);
     CHECK(end == asio::error::eof);
     CHECK(got.bytes <= taken);
     Checksum expect;

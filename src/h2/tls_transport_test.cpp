@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/cert_fixtures.h"
+#include "support/bytes.h"
 #include "support/run_coro.h"
 #include "support/testing.h"
 #include "tls/context.h"
@@ -88,15 +89,7 @@ awaitable<Pair> handshaken_pair(const Mesh& mesh) {
   co_return p;
 }
 
-std::vector<std::uint8_t> pattern(std::size_t n, std::uint32_t seed) {
-  std::vector<std::uint8_t> v(n);
-  std::uint32_t x = seed;
-  for (auto& b : v) {
-    x = x * 1664525u + 1013904223u;
-    b = static_cast<std::uint8_t>(x >> 24);
-  }
-  return v;
-}
+using testing::pattern;
 
 // Writes `data` in writes of `chunk` bytes (one gathered write of two halves each).
 awaitable<error_code> send_all(Transport& t, const std::vector<std::uint8_t>& data,

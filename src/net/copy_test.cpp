@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "support/bytes.h"
 #include "support/run_coro.h"
 #include "support/testing.h"
 
@@ -26,27 +27,8 @@ namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
-// A connected pair of loopback sockets.
-asio::awaitable<std::pair<tcp::socket, tcp::socket>> socket_pair() {
-  auto executor = co_await asio::this_coro::executor;
-  tcp::acceptor acceptor(executor, {asio::ip::make_address("127.0.0.1"), 0});
-  tcp::socket client(executor);
-  co_await client.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
-  tcp::socket server = co_await acceptor.async_accept(asio::use_awaitable);
-  co_return std::pair{std::move(client), std::move(server)};
-}
-
-std::vector<uint8_t> pattern(std::size_t n) {
-  std::vector<uint8_t> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>((i * 131 + i / 977) & 0xff);
-  return v;
-}
-
-uint64_t checksum(const std::vector<uint8_t>& v) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (uint8_t b : v) h = (h ^ b) * 1099511628211ull;
-  return h;
-}
+using testing::checksum;
+using testing::pattern;
 
 asio::awaitable<std::vector<uint8_t>> read_to_eof(tcp::socket& s) {
   std::vector<uint8_t> out;
@@ -64,8 +46,8 @@ asio::awaitable<std::vector<uint8_t>> read_to_eof(tcp::socket& s) {
 TEST_CASE("bytes cross both ways intact and a half-close passes through") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
     // client <-> [a | copy | b] <-> server
-    auto [client, a] = co_await socket_pair();
-    auto [b, server] = co_await socket_pair();
+    auto [client, a] = co_await testing::loopback_pair();
+    auto [b, server] = co_await testing::loopback_pair();
     auto executor = co_await asio::this_coro::executor;
     CopyResult result;
     bool copy_done = false;
@@ -101,8 +83,8 @@ TEST_CASE("bytes cross both ways intact and a half-close passes through") {
 
 TEST_CASE("a reset on one side resets the other and reports the error") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [client, a] = co_await socket_pair();
-    auto [b, server] = co_await socket_pair();
+    auto [client, a] = co_await testing::loopback_pair();
+    auto [b, server] = co_await testing::loopback_pair();
     auto executor = co_await asio::this_coro::executor;
     CopyResult result;
     bool copy_done = false;
@@ -132,8 +114,8 @@ TEST_CASE("a reset on one side resets the other and reports the error") {
 
 TEST_CASE("a side marked readable is read at once, and waited for when nothing is there yet") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [client, a] = co_await socket_pair();
-    auto [b, server] = co_await socket_pair();
+    auto [client, a] = co_await testing::loopback_pair();
+    auto [b, server] = co_await testing::loopback_pair();
     auto executor = co_await asio::this_coro::executor;
     // The client's request is queued before the copy starts; the server's
     // side is marked readable too but has nothing yet (would_block path).
@@ -170,8 +152,8 @@ TEST_CASE("a side marked readable is read at once, and waited for when nothing i
 
 TEST_CASE("a side marked readable that is already at EOF passes the FIN on") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [client, a] = co_await socket_pair();
-    auto [b, server] = co_await socket_pair();
+    auto [client, a] = co_await testing::loopback_pair();
+    auto [b, server] = co_await testing::loopback_pair();
     client.shutdown(tcp::socket::shutdown_send);
     auto executor = co_await asio::this_coro::executor;
     bool copy_done = false;
@@ -194,8 +176,8 @@ TEST_CASE("a side marked readable that is already at EOF passes the FIN on") {
 
 TEST_CASE("cancelling the awaiting coroutine resets both ends and returns after both directions") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [client, a] = co_await socket_pair();
-    auto [b, server] = co_await socket_pair();
+    auto [client, a] = co_await testing::loopback_pair();
+    auto [b, server] = co_await testing::loopback_pair();
     auto executor = co_await asio::this_coro::executor;
     asio::cancellation_signal cancel;
     CopyResult result;
@@ -238,8 +220,8 @@ TEST_CASE("cancelling the awaiting coroutine resets both ends and returns after 
 
 TEST_CASE("cancelling after one direction ended still stops the other") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [client, a] = co_await socket_pair();
-    auto [b, server] = co_await socket_pair();
+    auto [client, a] = co_await testing::loopback_pair();
+    auto [b, server] = co_await testing::loopback_pair();
     auto executor = co_await asio::this_coro::executor;
     asio::cancellation_signal cancel;
     CopyResult result;
@@ -268,7 +250,7 @@ TEST_CASE("cancelling after one direction ended still stops the other") {
 
 TEST_CASE("tcp write_all sends what the socket takes now and waits for the rest, byte-exact") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [writer, reader] = co_await socket_pair();
+    auto [writer, reader] = co_await testing::loopback_pair();
     // Small buffers, so the first non-blocking send is partial and the rest
     // goes after waits for writability.
     writer.set_option(asio::socket_base::send_buffer_size(16 * 1024));
@@ -286,7 +268,7 @@ TEST_CASE("tcp write_all sends what the socket takes now and waits for the rest,
 
 TEST_CASE("tcp read_some returns queued bytes at once, waits for later ones, and reports EOF") {
   testing::run_coro([](asio::io_context& io) -> asio::awaitable<void> {
-    auto [a, b] = co_await socket_pair();
+    auto [a, b] = co_await testing::loopback_pair();
     const auto first = pattern(300);
     co_await asio::async_write(a, asio::buffer(first), asio::use_awaitable);
     std::vector<uint8_t> buf(1024);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "net/copy.h"
+#include "support/bytes.h"
 #include "support/run_coro.h"
 #include "support/testing.h"
 
@@ -29,24 +30,7 @@ using boost::system::error_code;
 using namespace std::chrono_literals;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
-std::vector<std::uint8_t> pattern(std::size_t n, std::uint64_t seed) {
-  std::vector<std::uint8_t> out(n);
-  std::uint64_t x = seed;
-  for (auto& b : out) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    b = static_cast<std::uint8_t>(x >> 56);
-  }
-  return out;
-}
-
-awaitable<std::pair<tcp::socket, tcp::socket>> tcp_pair() {
-  auto ex = co_await asio::this_coro::executor;
-  tcp::acceptor acceptor(ex, {asio::ip::make_address("127.0.0.1"), 0});
-  tcp::socket client(ex);
-  co_await client.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
-  tcp::socket server = co_await acceptor.async_accept(asio::use_awaitable);
-  co_return std::pair{std::move(client), std::move(server)};
-}
+using testing::pattern;
 
 awaitable<std::vector<std::uint8_t>> read_to_end(tcp::socket& s, error_code& end) {
   std::vector<std::uint8_t> out;
@@ -84,7 +68,7 @@ TEST_CASE("a copy between an h2 stream and a TCP socket carries both directions 
   testing::run_coro([](asio::io_context& io) -> awaitable<void> {
     asio::local::stream_protocol::socket a(io), b(io);
     asio::local::connect_pair(a, b);
-    auto [upstream_end, app] = co_await tcp_pair();
+    auto [upstream_end, app] = co_await testing::loopback_pair();
     std::optional<net::CopyResult> copied;
     // The server's handler copies its stream to `upstream_end`, as inbound does.
     h2::ServerSession server(h2::make_transport(std::move(b)),
@@ -149,7 +133,7 @@ TEST_CASE("a reset h2 stream ends the copy with an error and resets the TCP side
   testing::run_coro([](asio::io_context& io) -> awaitable<void> {
     asio::local::stream_protocol::socket a(io), b(io);
     asio::local::connect_pair(a, b);
-    auto [upstream_end, app] = co_await tcp_pair();
+    auto [upstream_end, app] = co_await testing::loopback_pair();
     std::optional<net::CopyResult> copied;
     h2::ServerSession server(h2::make_transport(std::move(b)),
                              [&](h2::IncomingRequest req) -> awaitable<void> {
