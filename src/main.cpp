@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "app/app.h"
+#include "app/memory.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   log::logger().set_format(config->log_format);
   log::logger().set_filter(*log::Filter::parse(config->log_filter));  // validated by from_env
   app::raise_fd_limit();
+  app::tune_malloc();
   app::App app(std::move(*config));
   return app.run();
 }

@@ -3,6 +3,8 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/post.hpp>
@@ -86,6 +88,15 @@ std::size_t heap_free_bytes() {
   return mallinfo2().fordblks;
 #else
   return 0;
+#endif
+}
+
+void tune_malloc() {
+#ifdef __GLIBC__
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables != nullptr && std::string_view(tunables).find("glibc.malloc.") != std::string_view::npos) return;
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kMmapThreshold));
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(kTrimThreshold));
 #endif
 }
 

@@ -16,6 +16,20 @@
 
 namespace ztunnel::app {
 
+// Sets glibc malloc's thresholds for a proxy's buffer churn; call once at
+// start, before any thread. By default glibc trims a worker arena's top as
+// soon as 128 KiB-1 MiB is free there: each time a busy connection freed a
+// receive chunk or a TLS buffer the pages went back to the kernel
+// (madvise), only to be faulted in again, zeroed, on the next allocation,
+// costing a tenth of a bulk transfer's CPU. Now the top keeps up to
+// `kTrimThreshold` free, which release_free_memory_periodically hands back
+// once the proxy is quieter; allocations below `kMmapThreshold` (every
+// per-connection buffer) come from the arenas, not from mmap. A
+// GLIBC_TUNABLES that sets malloc tunables is left to rule.
+void tune_malloc();
+inline constexpr std::size_t kTrimThreshold = 8u << 20;
+inline constexpr std::size_t kMmapThreshold = 1u << 20;
+
 // Bytes free in malloc's arenas (resident or not): mallinfo2().fordblks.
 std::size_t heap_free_bytes();
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "support/testing.h"
@@ -53,6 +54,27 @@ TEST_CASE("release_free_memory gives pages freed below live memory back" *
   const long before = resident_bytes();
   release_free_memory();
   CHECK(before - resident_bytes() >= (3l << 20));
+}
+
+TEST_CASE("tune_malloc keeps a freed buffer in the heap until release_free_memory" *
+          doctest::skip(!kGlibcMalloc)) {
+  tune_malloc();
+  // 512 KiB: above glibc's default mmap threshold, so untuned it would be
+  // mapped and unmapped on free, never counted free; tuned it comes from a
+  // worker's arena and stays there, free, at the top.
+  constexpr std::size_t kBuffer = 512u << 10;
+  std::size_t free_while_live = 0, free_after = 0;
+  std::thread worker([&] {
+    auto buffer = std::make_unique<char[]>(kBuffer);
+    std::memset(buffer.get(), 1, kBuffer);
+    free_while_live = heap_free_bytes();
+    buffer.reset();
+    free_after = heap_free_bytes();
+  });
+  worker.join();
+  CHECK(free_after >= free_while_live + kBuffer);
+  release_free_memory();
+  CHECK(heap_free_bytes() < free_after);
 }
 
 TEST_CASE("release_free_memory_periodically releases once enough more is free" *
