@@ -36,6 +36,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -496,6 +497,13 @@ awaitable<void> Core::recv_loop() {
       // deadline_loop gives up on a peer that does not read.
       co_await park();
       co_return;
+    }
+    if (!drained) {
+      // More is queued and the transport reads it without suspending: let the
+      // streams' readers run first. Otherwise this loop would take in whole
+      // windows (4 MiB a stream) before any of it is written on, and the
+      // readers would copy megabytes that have long left the cache.
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     }
   }
 }

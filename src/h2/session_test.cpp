@@ -962,5 +962,73 @@ TEST_CASE("bytes write_now could not send leave with the send loop, in order") {
   }, 30s);
 }
 
+// A transport that, like TlsTransport, reads what the socket already holds
+// without suspending (a non-blocking recv) and waits through Asio only when
+// the socket is empty.
+class EagerReadTransport final : public Transport {
+ public:
+  explicit EagerReadTransport(Socket socket) : inner_(std::move(socket)) {}
+  asio::any_io_executor get_executor() override { return inner_.get_executor(); }
+  awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) override {
+    for (;;) {
+      const ssize_t n = ::recv(inner_.stream().native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+      if (n > 0) co_return std::tuple{error_code{}, static_cast<std::size_t>(n)};
+      if (n == 0) co_return std::tuple{error_code(asio::error::eof), std::size_t{0}};
+      if (errno != EINTR) break;
+    }
+    co_return co_await inner_.read_some(b);
+  }
+  awaitable<error_code> write(std::span<const asio::const_buffer> buffers) override {
+    return inner_.write(buffers);
+  }
+  void close() noexcept override { inner_.close(); }
+
+ private:
+  StreamTransport<Socket> inner_;
+};
+
+TEST_CASE("a reader gets its bytes after each full read, not after the whole backlog") {
+  run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto [a, b] = socket_pair(io);
+    const SessionOptions server_opts = SessionOptions::server_defaults();
+    std::size_t largest_read = 0;
+    Checksum got;
+    bool reader_done = false;
+    ServerSession server(std::make_unique<EagerReadTransport>(std::move(b)),
+                         [&](IncomingRequest req) -> awaitable<void> {
+      req.stream.respond(200);
+      // One read takes everything delivered since the last one.
+      std::vector<std::uint8_t> buf(4u << 20);
+      for (;;) {
+        auto [ec, n] = co_await req.stream.read_some(asio::buffer(buf));
+        if (ec) break;
+        largest_read = std::max(largest_read, n);
+        got.add(buf.data(), n);
+      }
+      reader_done = true;
+    }, server_opts);
+    ClientSession client(make_transport(std::move(a)));
+    asio::co_spawn(io, [server]() mutable -> awaitable<void> { co_await server.run(); },
+                   asio::detached);
+    asio::co_spawn(io, [client]() mutable -> awaitable<void> { co_await client.run(); },
+                   asio::detached);
+    auto r = co_await client.open_stream("10.0.0.2:8080");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    // 2 MiB in one write: the socket fills up far beyond one session read
+    // before the server's session runs.
+    const auto data = pattern(2u << 20, 11);
+    REQUIRE_FALSE(co_await write_all(r->stream, data));
+    CHECK(co_await eventually([&] { return reader_done; }));
+    CHECK(got == checksum_of(data));
+    // The session read at most one buffer (and the frame it ended inside)
+    // before the reader ran.
+    CHECK(largest_read > 0);
+    CHECK(largest_read <= server_opts.read_buffer_bytes + server_opts.max_data_frame_bytes);
+    client.close();
+    server.close();
+  });
+}
+
 }  // namespace
 }  // namespace ztunnel::h2
