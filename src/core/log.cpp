@@ -141,13 +141,18 @@ Level Filter::level_for(std::string_view target) const {
   return default_level_;
 }
 
-Logger::Logger() : filter_(std::make_shared<const Filter>(*Filter::parse("info"))) {}
+Logger::Logger()
+    : filter_(std::make_shared<const Filter>(*Filter::parse("info"))),
+      filters_set_{filter_},
+      current_(filter_.get()) {}
 
 void Logger::set_filter(Filter filter) {
   Level least = filter.most_verbose();
   auto next = std::make_shared<const Filter>(std::move(filter));
   {
     std::lock_guard lock(filter_mutex_);
+    filters_set_.push_back(next);
+    current_.store(next.get(), std::memory_order_release);
     filter_ = std::move(next);
   }
   min_level_.store(least);

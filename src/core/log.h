@@ -1,10 +1,12 @@
 // Leveled, structured logging with a filter that can change at runtime.
 //
-// Threading: the filter is an immutable object swapped whole; a mutex guards
-// only the pointer copy (GCC 12's atomic<shared_ptr> orders its internal lock
-// too weakly, so it is not used). Calls below the most verbose level any
-// target allows return on one relaxed atomic load and never touch the mutex.
-// Writers serialize on a second mutex around a single write(2) per line.
+// Threading: the filter is an immutable object swapped whole. enabled()
+// reads it through an atomic plain pointer, with no lock and no reference
+// count; every filter ever set stays alive for the process's life, so a
+// reader never sees a freed one (a filter is a few hundred bytes, and only an
+// operator changes it). Calls below the most verbose level any target allows
+// return on one relaxed atomic load. Writers serialize on a mutex around a
+// single write(2) per line.
 #pragma once
 
 #include <fmt/format.h>
@@ -102,10 +104,7 @@ class Logger {
 
   bool enabled(Level level, std::string_view target) const {
     if (level < min_level_.load(std::memory_order_relaxed)) return false;
-    // Asked under the lock rather than on a copied pointer: no reference
-    // count round trip per line (the access log asks once per connection).
-    std::lock_guard lock(filter_mutex_);
-    return level >= filter_->level_for(target);
+    return level >= current_.load(std::memory_order_acquire)->level_for(target);
   }
   void write(Level level, std::string_view target, std::string_view message,
              std::initializer_list<Field> fields = {}) {
@@ -150,6 +149,10 @@ class Logger {
 
   mutable std::mutex filter_mutex_;
   std::shared_ptr<const Filter> filter_;  // guarded by filter_mutex_
+  // Every filter set so far, oldest first (guarded by filter_mutex_): keeps
+  // what current_ pointed at alive for readers still using it.
+  std::vector<std::shared_ptr<const Filter>> filters_set_;
+  std::atomic<const Filter*> current_;  // filter_.get(), for enabled()
   std::atomic<Level> min_level_{Level::kInfo};  // cheapest possible early-out
   std::atomic<Format> format_{Format::kPlain};
   std::atomic<int> fd_{2};

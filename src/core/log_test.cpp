@@ -1,6 +1,9 @@
 // Unit tests for log filters and line rendering.
 #include "core/log.h"
 
+#include <atomic>
+#include <thread>
+
 #include "support/testing.h"
 
 namespace ztunnel::log {
@@ -72,6 +75,30 @@ TEST_CASE("the logger's filter can be swapped at runtime") {
   CHECK(l.enabled(Level::kDebug, "xds"));
   CHECK_FALSE(l.enabled(Level::kDebug, "proxy"));
   CHECK(l.filter()->spec() == "info,xds=debug");
+}
+
+TEST_CASE("enabled() reads filters while another thread swaps them, and sees the last one") {
+  // Run under AddressSanitizer in CI: a reader that kept a swapped-out
+  // filter past its life would be reported there.
+  Logger l;
+  const Filter debug_xds = *Filter::parse("warn,xds=debug");
+  const Filter quiet_xds = *Filter::parse("debug,xds=error");
+  std::atomic<bool> done{false};
+  std::thread swapper([&] {
+    for (int i = 0; i < 2000; ++i) l.set_filter(i % 2 ? debug_xds : quiet_xds);
+    done = true;
+  });
+  int reads = 0;
+  while (!done.load() || reads == 0) {
+    (void)l.enabled(Level::kDebug, "xds");
+    (void)l.enabled(Level::kInfo, "proxy");
+    ++reads;
+  }
+  swapper.join();
+  CHECK(reads > 0);
+  CHECK(l.filter()->spec() == "warn,xds=debug");
+  CHECK(l.enabled(Level::kDebug, "xds"));
+  CHECK_FALSE(l.enabled(Level::kInfo, "proxy"));
 }
 
 }  // namespace ztunnel::log
