@@ -69,12 +69,13 @@ def cpu_seconds(roots):
     return total / CLK_TCK
 
 
-def rss_kib(pid):
-    """VmRSS of pid in KiB (0 if it is gone)."""
+def rss_kib(pid, field="VmRSS"):
+    """VmRSS of pid in KiB (0 if it is gone); or its RssAnon (heap, stacks) or
+    RssFile (code and data of the binary and its libraries) part."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -229,6 +230,7 @@ class Bench:
         self.set_capture(capture)
         upstream = "( sport = :7000 )"  # the server's side of the proxies' upstream connections
         rss = {"before": [rss_kib(p) for p in pids]}
+        anon = {"before": [rss_kib(p, "RssAnon") for p in pids]}
         p = subprocess.Popen(["ip", "netns", "exec", self.ns_a, self.rr, "conns", host, str(port), str(n),
                               str(self.a.conn_rate)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -270,6 +272,7 @@ class Bench:
             # last stream, and gives memory back on a 1 s period: ~5 s in all.
             time.sleep(5 * self.a.settle)
             rss["after"] = [rss_kib(q) for q in pids]
+            anon["after"] = [rss_kib(q, "RssAnon") for q in pids]
         except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as e:
             p.kill()
             res["error"] = str(e)
@@ -284,6 +287,8 @@ class Bench:
             grown = rss["traffic"][k] - rss["before"][k]
             res[f"after_vs_before_{side}"] = rss["after"][k] / rss["before"][k] if rss["before"][k] else None
             res[f"returned_{side}"] = (rss["traffic"][k] - rss["after"][k]) / grown if grown > 0 else None
+            res[f"anon_before_{side}_kib"] = anon["before"][k]
+            res[f"anon_after_{side}_kib"] = anon["after"][k]
         return res
 
     def config(self, name, path):
@@ -465,6 +470,11 @@ def report_once(once, start_rss):
             lines.append(f"\nztunnel-cpp: {z['n']} connections rode {z.get('hbone_conns', '?')} HBONE "
                          f"connections (the pool caps streams per connection at 100); connecting all "
                          f"took {z['open_s']:.2f} s, 1 KiB each way on all {z['traffic_s']:.2f} s.")
+            if "anon_before_a_kib" in z:
+                lines.append("ztunnel-cpp heap and stacks (RssAnon; the rest of RSS is the binary and its "
+                             "libraries): " + ", ".join(
+                                 f"{s.upper()} {mib(z[f'anon_before_{s}_kib']):.2f} MiB before, "
+                                 f"{mib(z[f'anon_after_{s}_kib']):.2f} MiB after all closed" for s in "ab") + ".")
             if z.get("error"):
                 lines.append(f"ztunnel-cpp conns error: {z['error']}")
             worst = max(max(z[f"per_conn_open_{s}_kib"], z[f"per_conn_traffic_{s}_kib"]) for s in "ab")
