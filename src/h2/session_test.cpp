@@ -180,6 +180,28 @@ awaitable<bool> eventually(Cond cond, std::chrono::steady_clock::duration limit 
   co_return true;
 }
 
+// A tunnel whose server side the test holds, unread: the server answers 200
+// and hands its stream over in `parked` (once the request arrived).
+struct ParkedTunnel {
+  std::shared_ptr<Pair> pair;
+  std::shared_ptr<std::optional<Stream>> parked;
+  Stream stream;  // the client's side
+};
+
+awaitable<ParkedTunnel> open_parked_tunnel(
+    asio::io_context& io, SessionOptions server_opts = SessionOptions::server_defaults()) {
+  auto parked = std::make_shared<std::optional<Stream>>();
+  auto p = start_pair(io, [parked](IncomingRequest req) -> awaitable<void> {
+    req.stream.respond(200);
+    parked->emplace(std::move(req.stream));
+    co_return;
+  }, server_opts);
+  auto r = co_await p->client->open_stream("10.0.0.2:8080");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  co_return ParkedTunnel{std::move(p), std::move(parked), std::move(r->stream)};
+}
+
 awaitable<void> round_trip(std::shared_ptr<Pair> p, std::size_t size) {
   auto r = co_await p->client->open_stream("10.0.0.2:8080", connect_headers());
   REQUIRE(r);
@@ -385,25 +407,18 @@ TEST_CASE("a reader that does not read stops the writer after one stream window"
     SessionOptions server_opts = SessionOptions::server_defaults();
     server_opts.stream_window = kWindow;
     server_opts.connection_window = 1u << 20;
-    std::optional<Stream> parked;
-    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
-      req.stream.respond(200);
-      parked.emplace(std::move(req.stream));  // the test reads it later
-      co_return;
-    }, server_opts);
-    auto r = co_await p->client->open_stream("10.0.0.2:8080");
-    REQUIRE(r);
-    REQUIRE(r->status == 200);
+    auto t = co_await open_parked_tunnel(io, server_opts);
+    std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 3);
     std::size_t written = 0;
     bool writer_done = false;
     asio::co_spawn(io, [&]() -> awaitable<void> {
       for (std::size_t off = 0; off < data.size(); off += 1024) {
-        auto [ec, n] = co_await r->stream.write(asio::buffer(data.data() + off, 1024));
+        auto [ec, n] = co_await t.stream.write(asio::buffer(data.data() + off, 1024));
         if (ec) co_return;
         written += n;
       }
-      r->stream.shutdown_write();
+      t.stream.shutdown_write();
       writer_done = true;
     }, asio::detached);
 
@@ -441,26 +456,19 @@ TEST_CASE("read_view holds the peer's window until consume_view, and carries eve
     SessionOptions server_opts = SessionOptions::server_defaults();
     server_opts.stream_window = kWindow;
     server_opts.connection_window = 1u << 20;
-    std::optional<Stream> parked;
-    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
-      req.stream.respond(200);
-      parked.emplace(std::move(req.stream));
-      co_return;
-    }, server_opts);
-    auto r = co_await p->client->open_stream("10.0.0.2:8080");
-    REQUIRE(r);
-    REQUIRE(r->status == 200);
+    auto t = co_await open_parked_tunnel(io, server_opts);
+    std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 11);
     std::size_t written = 0;
     bool writer_done = false;
     asio::co_spawn(io, [&]() -> awaitable<void> {
       for (std::size_t off = 0; off < data.size(); off += 5000) {
         const std::size_t n = std::min<std::size_t>(5000, data.size() - off);
-        auto [ec, taken] = co_await r->stream.write(asio::buffer(data.data() + off, n));
+        auto [ec, taken] = co_await t.stream.write(asio::buffer(data.data() + off, n));
         if (ec) co_return;
         written += taken;
       }
-      r->stream.shutdown_write();
+      t.stream.shutdown_write();
       writer_done = true;
     }, asio::detached);
     co_await sleep_for(200ms);
@@ -507,16 +515,10 @@ TEST_CASE("read_view holds the peer's window until consume_view, and carries eve
 
 TEST_CASE("a view stays readable when the stream is reset under it, and the reset reaches read_view") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
-    std::optional<Stream> parked;
-    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
-      req.stream.respond(200);
-      parked.emplace(std::move(req.stream));
-      co_return;
-    });
-    auto r = co_await p->client->open_stream("10.0.0.2:8080");
-    REQUIRE(r);
+    auto t = co_await open_parked_tunnel(io);
+    std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(40000, 5);
-    auto [wec, taken] = co_await r->stream.write(asio::buffer(data));
+    auto [wec, taken] = co_await t.stream.write(asio::buffer(data));
     REQUIRE_FALSE(wec);
     REQUIRE(co_await eventually([&] { return parked && parked->buffered_bytes() == data.size(); }));
     auto [ec, view] = co_await parked->read_view(1u << 20);
@@ -525,7 +527,7 @@ TEST_CASE("a view stays readable when the stream is reset under it, and the rese
     const std::vector<std::uint8_t> expect(data.begin(),
                                            data.begin() + static_cast<std::ptrdiff_t>(view.size()));
     // The client gives up with an error code: the server's buffered bytes are dropped.
-    r->stream.reset(kInternalError);
+    t.stream.reset(kInternalError);
     CHECK(co_await eventually([&] { return parked->buffered_bytes() == 0; }));
     const auto* bytes = static_cast<const std::uint8_t*>(view.data());
     CHECK(std::vector<std::uint8_t>(bytes, bytes + view.size()) == expect);
@@ -538,16 +540,10 @@ TEST_CASE("a view stays readable when the stream is reset under it, and the rese
 
 TEST_CASE("read_view reports END_STREAM as EOF after the last bytes") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
-    std::optional<Stream> parked;
-    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
-      req.stream.respond(200);
-      parked.emplace(std::move(req.stream));
-      co_return;
-    });
-    auto r = co_await p->client->open_stream("10.0.0.2:8080");
-    REQUIRE(r);
+    auto t = co_await open_parked_tunnel(io);
+    std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(3000, 9);
-    REQUIRE_FALSE(co_await write_all(r->stream, data));
+    REQUIRE_FALSE(co_await write_all(t.stream, data));
     REQUIRE(co_await eventually([&] { return parked.has_value(); }));
     Checksum got;
     error_code end;
@@ -570,19 +566,13 @@ TEST_CASE("a write cancelled while its bytes wait for window sends none of them 
     constexpr std::uint32_t kWindow = 16384;
     SessionOptions server_opts = SessionOptions::server_defaults();
     server_opts.stream_window = kWindow;
-    std::optional<Stream> parked;
-    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
-      req.stream.respond(200);
-      parked.emplace(std::move(req.stream));
-      co_return;
-    }, server_opts);
-    auto r = co_await p->client->open_stream("10.0.0.2:8080");
-    REQUIRE(r);
+    auto t = co_await open_parked_tunnel(io, server_opts);
+    std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 21);
     std::vector<std::uint8_t> buffer = data;
     asio::cancellation_signal cancel;
     std::optional<std::tuple<error_code, std::size_t>> result;
-    asio::co_spawn(io, r->stream.write(asio::buffer(buffer)),
+    asio::co_spawn(io, t.stream.write(asio::buffer(buffer)),
                    asio::bind_cancellation_slot(
                        cancel.slot(), [&](std::exception_ptr, std::tuple<error_code, std::size_t> t) {
                          result = t;
@@ -597,7 +587,7 @@ TEST_CASE("a write cancelled while its bytes wait for window sends none of them 
     CHECK(taken <= kWindow);
     // The buffer is the caller's again: scribbling on it must not reach the peer.
     std::fill(buffer.begin(), buffer.end(), std::uint8_t{0xff});
-    CHECK_FALSE(r->stream.shutdown_write());
+    CHECK_FALSE(t.stream.shutdown_write());
     REQUIRE(parked);
     // Reading opens the window: anything still queued would flow now.
     error_code end;
@@ -614,23 +604,17 @@ TEST_CASE("a stream reset while its writer waits for window fails the write and 
     constexpr std::uint32_t kWindow = 16384;
     SessionOptions server_opts = SessionOptions::server_defaults();
     server_opts.stream_window = kWindow;
-    std::optional<Stream> parked;
-    auto p = start_pair(io, [&](IncomingRequest req) -> awaitable<void> {
-      req.stream.respond(200);
-      parked.emplace(std::move(req.stream));
-      co_return;
-    }, server_opts);
-    auto r = co_await p->client->open_stream("10.0.0.2:8080");
-    REQUIRE(r);
+    auto t = co_await open_parked_tunnel(io, server_opts);
+    std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 22);
     std::optional<std::tuple<error_code, std::size_t>> result;
-    asio::co_spawn(io, r->stream.write(asio::buffer(data)),
+    asio::co_spawn(io, t.stream.write(asio::buffer(data)),
                    [&](std::exception_ptr, std::tuple<error_code, std::size_t> t) { result = t; });
     co_await sleep_for(100ms);
     REQUIRE(parked);
     const std::size_t buffered = parked->buffered_bytes();
     CHECK(buffered > 0);
-    r->stream.reset(kCancel);
+    t.stream.reset(kCancel);
     REQUIRE(co_await eventually([&] { return result.has_value(); }));
     const auto [ec, taken] = *result;
     CHECK(ec == Errc::kStreamClosed);
@@ -896,6 +880,19 @@ class CountingTransport final : public Transport {
   std::vector<std::uint8_t> held_;
 };
 
+// Runs both sessions (each until it ends) and opens a tunnel the server accepts.
+awaitable<Response> run_and_open(asio::io_context& io, ClientSession client,
+                                 ServerSession server) {
+  asio::co_spawn(io, [server]() mutable -> awaitable<void> { co_await server.run(); },
+                 asio::detached);
+  asio::co_spawn(io, [client]() mutable -> awaitable<void> { co_await client.run(); },
+                 asio::detached);
+  auto r = co_await client.open_stream("10.0.0.2:8080");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  co_return std::move(*r);
+}
+
 // Ping-pong of `rounds` messages of `size` bytes through an echo server;
 // the client's transport is `transport`, observed through `counts`.
 awaitable<void> ping_pong(asio::io_context& io, std::unique_ptr<CountingTransport> transport,
@@ -904,14 +901,8 @@ awaitable<void> ping_pong(asio::io_context& io, std::unique_ptr<CountingTranspor
   CountingTransport& counts = *transport;
   ClientSession client(std::move(transport));
   ServerSession server(make_transport(std::move(server_socket)), echo_handler());
-  asio::co_spawn(io, [server]() mutable -> awaitable<void> { co_await server.run(); },
-                 asio::detached);
-  asio::co_spawn(io, [client]() mutable -> awaitable<void> { co_await client.run(); },
-                 asio::detached);
-  auto r = co_await client.open_stream("10.0.0.2:8080");
-  REQUIRE(r);
-  REQUIRE(r->status == 200);
-  Stream& s = r->stream;
+  auto r = co_await run_and_open(io, client, server);
+  Stream& s = r.stream;
   std::vector<std::uint8_t> back(size);
   Checksum sent, received;
   for (int i = 0; i < rounds; ++i) {
@@ -1008,17 +999,11 @@ TEST_CASE("a reader gets its bytes after each full read, not after the whole bac
       reader_done = true;
     }, server_opts);
     ClientSession client(make_transport(std::move(a)));
-    asio::co_spawn(io, [server]() mutable -> awaitable<void> { co_await server.run(); },
-                   asio::detached);
-    asio::co_spawn(io, [client]() mutable -> awaitable<void> { co_await client.run(); },
-                   asio::detached);
-    auto r = co_await client.open_stream("10.0.0.2:8080");
-    REQUIRE(r);
-    REQUIRE(r->status == 200);
+    auto r = co_await run_and_open(io, client, server);
     // 2 MiB in one write: the socket fills up far beyond one session read
     // before the server's session runs.
     const auto data = pattern(2u << 20, 11);
-    REQUIRE_FALSE(co_await write_all(r->stream, data));
+    REQUIRE_FALSE(co_await write_all(r.stream, data));
     CHECK(co_await eventually([&] { return reader_done; }));
     CHECK(got == checksum_of(data));
     // The session read at most one buffer (and the frame it ended inside)
