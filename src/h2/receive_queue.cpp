@@ -15,9 +15,12 @@ void ReceiveQueue::append(const std::uint8_t* data, std::size_t n) {
   while (n > 0) {
     if (chunks_.empty() || chunks_.back().size == chunks_.back().capacity) {
       // The first chunk fits the first message exactly; a stream that keeps
-      // receiving gets larger chunks (fewer allocations per MB).
-      const std::size_t grown = chunks_.empty() ? 0 : std::min(chunks_.back().capacity * 2, kMaxChunk);
-      const std::size_t capacity = std::max(std::min(n, kMaxChunk), grown);
+      // receiving gets larger chunks (fewer allocations per MB, and fewer
+      // writes for a reader that writes each chunk out), also after its
+      // queue ran empty in between: a bulk stream drains its queue on every
+      // pass and would otherwise start again from a partial frame's size.
+      const std::size_t capacity = std::max(std::min(n, kMaxChunk), next_chunk_);
+      next_chunk_ = std::min(capacity * 2, kMaxChunk);
       chunks_.push_back(Chunk{std::make_unique_for_overwrite<std::uint8_t[]>(capacity), capacity, 0});
     }
     Chunk& last = chunks_.back();

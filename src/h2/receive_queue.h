@@ -10,8 +10,8 @@
 //
 // Chunk sizes follow the traffic: the first chunk is exactly as large as the
 // first append (a 1 KiB message costs 1 KiB), later ones double up to
-// kMaxChunk. Drained chunks are freed at once, so an idle stream holds no
-// receive memory.
+// kMaxChunk, and keep that size after the queue runs empty. Drained chunks
+// are freed at once, so an idle stream holds no receive memory.
 #pragma once
 
 #include <cstddef>
@@ -24,8 +24,11 @@ namespace ztunnel::h2::detail {
 
 class ReceiveQueue {
  public:
-  // Under glibc's 64 KiB free-consolidation threshold (with its header).
-  static constexpr std::size_t kMaxChunk = (64u << 10) - 64;
+  // Larger than the DATA one session read (64 KiB) delivers, so a reader
+  // that drains the queue after every read writes one chunk, not a chunk and
+  // the few bytes that did not fit in it (a second send per read). Less a
+  // malloc header, so the block is a round 128 KiB.
+  static constexpr std::size_t kMaxChunk = (128u << 10) - 64;
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -63,6 +66,7 @@ class ReceiveQueue {
   std::size_t head_ = 0;  // consumed bytes of chunks_.front()
   std::size_t size_ = 0;  // unconsumed bytes in all chunks
   std::size_t pinned_ = 0;
+  std::size_t next_chunk_ = 0;  // the smallest size of the next chunk started
   std::unique_ptr<std::uint8_t[]> orphan_;  // a pinned chunk clear() dropped
 };
 

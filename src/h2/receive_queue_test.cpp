@@ -50,6 +50,21 @@ TEST_CASE("a receive queue's first chunk is the size of the first message, later
   CHECK(q.size() == 2048 + big.size());
 }
 
+TEST_CASE("a stream that drained its queue starts the next chunk at the size it had grown to") {
+  ReceiveQueue q;
+  const auto frame_tail = counting(80);
+  std::vector<std::uint8_t> buf(ReceiveQueue::kMaxChunk);
+  // A bulk stream whose reader empties the queue after every few appends.
+  for (int pass = 0; pass < 12; ++pass) {
+    q.append(frame_tail.data(), frame_tail.size());
+    while (!q.empty()) q.read(buf);
+    CHECK(q.capacity() == 0);  // drained: nothing held
+  }
+  // A partial frame no longer restarts the chunks at 80 bytes.
+  q.append(frame_tail.data(), frame_tail.size());
+  CHECK(q.capacity() == ReceiveQueue::kMaxChunk);
+}
+
 TEST_CASE("a pinned view stays valid while more bytes arrive, and unpin consumes it") {
   ReceiveQueue q;
   const auto first = counting(16'384, 1);
