@@ -14,13 +14,16 @@ std::size_t ReceiveQueue::capacity() const {
 void ReceiveQueue::append(const std::uint8_t* data, std::size_t n) {
   while (n > 0) {
     if (chunks_.empty() || chunks_.back().size == chunks_.back().capacity) {
-      // The first chunk fits the first message exactly; a stream that keeps
-      // receiving gets larger chunks (fewer allocations per MB, and fewer
-      // writes for a reader that writes each chunk out), also after its
-      // queue ran empty in between: a bulk stream drains its queue on every
-      // pass and would otherwise start again from a partial frame's size.
-      const std::size_t capacity = std::max(std::min(n, kMaxChunk), next_chunk_);
-      next_chunk_ = std::min(capacity * 2, kMaxChunk);
+      // The first chunk fits the first message exactly; while the queue
+      // stays busy, chunks double (fewer allocations per MB, and fewer writes
+      // for a reader that writes each chunk out). An empty queue starts with
+      // room for twice what its last busy spell held: a bulk stream, which
+      // drains its queue after every session read, gets one chunk per read,
+      // not a partial frame's worth and then doublings; a chatty one keeps
+      // small chunks.
+      const std::size_t grown =
+          chunks_.empty() ? first_chunk_ : std::min(chunks_.back().capacity * 2, kMaxChunk);
+      const std::size_t capacity = std::max(std::min(n, kMaxChunk), grown);
       chunks_.push_back(Chunk{std::make_unique_for_overwrite<std::uint8_t[]>(capacity), capacity, 0});
     }
     Chunk& last = chunks_.back();
@@ -28,6 +31,7 @@ void ReceiveQueue::append(const std::uint8_t* data, std::size_t n) {
     std::memcpy(last.data.get() + last.size, data, take);
     last.size += take;
     size_ += take;
+    busy_bytes_ += take;
     data += take;
     n -= take;
   }
@@ -37,7 +41,11 @@ void ReceiveQueue::pop_front_chunk() {
   chunks_.erase(chunks_.begin());
   head_ = 0;
   // An idle stream holds nothing, not even the chunk list.
-  if (chunks_.empty()) std::vector<Chunk>().swap(chunks_);
+  if (chunks_.empty()) {
+    std::vector<Chunk>().swap(chunks_);
+    first_chunk_ = std::min(busy_bytes_ * 2, kMaxChunk);
+    busy_bytes_ = 0;
+  }
 }
 
 std::size_t ReceiveQueue::read(std::span<std::uint8_t> out) {

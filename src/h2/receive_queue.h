@@ -10,8 +10,9 @@
 //
 // Chunk sizes follow the traffic: the first chunk is exactly as large as the
 // first append (a 1 KiB message costs 1 KiB), later ones double up to
-// kMaxChunk, and keep that size after the queue runs empty. Drained chunks
-// are freed at once, so an idle stream holds no receive memory.
+// kMaxChunk; once the queue has run empty, the next first chunk has room for
+// twice what it held before it emptied. Drained chunks are freed at once, so
+// an idle stream holds no receive memory.
 #pragma once
 
 #include <cstddef>
@@ -66,7 +67,8 @@ class ReceiveQueue {
   std::size_t head_ = 0;  // consumed bytes of chunks_.front()
   std::size_t size_ = 0;  // unconsumed bytes in all chunks
   std::size_t pinned_ = 0;
-  std::size_t next_chunk_ = 0;  // the smallest size of the next chunk started
+  std::size_t busy_bytes_ = 0;   // appended since the queue was last empty
+  std::size_t first_chunk_ = 0;  // the least room of the chunk an empty queue starts
   std::unique_ptr<std::uint8_t[]> orphan_;  // a pinned chunk clear() dropped
 };
 

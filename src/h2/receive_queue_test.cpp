@@ -50,19 +50,32 @@ TEST_CASE("a receive queue's first chunk is the size of the first message, later
   CHECK(q.size() == 2048 + big.size());
 }
 
-TEST_CASE("a stream that drained its queue starts the next chunk at the size it had grown to") {
+TEST_CASE("after draining, a queue starts with room for twice its last busy spell") {
   ReceiveQueue q;
-  const auto frame_tail = counting(80);
   std::vector<std::uint8_t> buf(ReceiveQueue::kMaxChunk);
-  // A bulk stream whose reader empties the queue after every few appends.
-  for (int pass = 0; pass < 12; ++pass) {
+  // A bulk stream: each session read delivers the tail of a frame, then whole
+  // frames (60,080 bytes), and the reader empties the queue after each read.
+  const auto frame_tail = counting(80);
+  const auto frame = counting(20'000);
+  const auto deliver_read = [&] {
     q.append(frame_tail.data(), frame_tail.size());
-    while (!q.empty()) q.read(buf);
-    CHECK(q.capacity() == 0);  // drained: nothing held
+    for (int i = 0; i < 3; ++i) q.append(frame.data(), frame.size());
+  };
+  deliver_read();
+  while (!q.empty()) q.read(buf);
+  CHECK(q.capacity() == 0);  // drained: nothing held
+  deliver_read();
+  // One chunk holds the whole read, so a reader writes it out in one piece.
+  CHECK(q.pin(ReceiveQueue::kMaxChunk).size() == 60'080);
+  q.unpin(60'080);
+  // A chatty stream (1 KiB messages) keeps small chunks.
+  ReceiveQueue chatty;
+  const auto message = counting(1024);
+  for (int i = 0; i < 20; ++i) {
+    chatty.append(message.data(), message.size());
+    CHECK(chatty.capacity() <= 2048);
+    while (!chatty.empty()) chatty.read(buf);
   }
-  // A partial frame no longer restarts the chunks at 80 bytes.
-  q.append(frame_tail.data(), frame_tail.size());
-  CHECK(q.capacity() == ReceiveQueue::kMaxChunk);
 }
 
 TEST_CASE("a pinned view stays valid while more bytes arrive, and unpin consumes it") {
