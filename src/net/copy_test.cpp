@@ -30,6 +30,25 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using testing::checksum;
 using testing::pattern;
 
+// Runs copy_bidirectional(a, b, start) in a coroutine of its own: `result`
+// and then `done` are set when it returns.
+void spawn_copy(tcp::socket& a, tcp::socket& b, CopyResult& result, bool& done,
+                CopyStart start = {}) {
+  asio::co_spawn(a.get_executor(), [&, start]() -> asio::awaitable<void> {
+    result = co_await copy_bidirectional(a, b, start);
+    done = true;
+  }, asio::detached);
+}
+
+// Whether `done` is set within a second (polled every 10 ms).
+asio::awaitable<bool> finished(const bool& done) {
+  for (int i = 0; i < 100 && !done; ++i) {
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(10));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  co_return done;
+}
+
 asio::awaitable<std::vector<uint8_t>> read_to_eof(tcp::socket& s) {
   std::vector<uint8_t> out;
   std::vector<uint8_t> chunk(64 * 1024);
@@ -48,13 +67,9 @@ TEST_CASE("bytes cross both ways intact and a half-close passes through") {
     // client <-> [a | copy | b] <-> server
     auto [client, a] = co_await testing::loopback_pair();
     auto [b, server] = co_await testing::loopback_pair();
-    auto executor = co_await asio::this_coro::executor;
     CopyResult result;
     bool copy_done = false;
-    asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
-      result = co_await copy_bidirectional(a, b);
-      copy_done = true;
-    }, asio::detached);
+    spawn_copy(a, b, result, copy_done);
 
     const auto request = pattern(3 * 1024 * 1024 + 17);  // crosses every buffer size
     co_await asio::async_write(client, asio::buffer(request), asio::use_awaitable);
@@ -70,11 +85,7 @@ TEST_CASE("bytes cross both ways intact and a half-close passes through") {
     auto got = co_await read_to_eof(client);
     CHECK(checksum(got) == checksum(reply));
 
-    for (int i = 0; i < 100 && !copy_done; ++i) {
-      asio::steady_timer t(executor, std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::use_awaitable);
-    }
-    REQUIRE(copy_done);
+    REQUIRE(co_await finished(copy_done));
     CHECK(result.a_to_b == request.size());
     CHECK(result.b_to_a == reply.size());
     CHECK_FALSE(result.error);
@@ -85,13 +96,9 @@ TEST_CASE("a reset on one side resets the other and reports the error") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
     auto [client, a] = co_await testing::loopback_pair();
     auto [b, server] = co_await testing::loopback_pair();
-    auto executor = co_await asio::this_coro::executor;
     CopyResult result;
     bool copy_done = false;
-    asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
-      result = co_await copy_bidirectional(a, b);
-      copy_done = true;
-    }, asio::detached);
+    spawn_copy(a, b, result, copy_done);
 
     co_await asio::async_write(client, asio::buffer(std::string("hello")), asio::use_awaitable);
     char buf[5];
@@ -102,11 +109,7 @@ TEST_CASE("a reset on one side resets the other and reports the error") {
     auto [ec, n] = co_await client.async_read_some(asio::buffer(rest), use_nothrow);
     CHECK(n == 0);
     CHECK(ec == asio::error::connection_reset);  // not a clean EOF: the client learns it was cut
-    for (int i = 0; i < 100 && !copy_done; ++i) {
-      asio::steady_timer t(executor, std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::use_awaitable);
-    }
-    REQUIRE(copy_done);
+    REQUIRE(co_await finished(copy_done));
     CHECK(result.error);
     CHECK(result.a_to_b == 5);
   });
@@ -116,17 +119,13 @@ TEST_CASE("a side marked readable is read at once, and waited for when nothing i
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
     auto [client, a] = co_await testing::loopback_pair();
     auto [b, server] = co_await testing::loopback_pair();
-    auto executor = co_await asio::this_coro::executor;
     // The client's request is queued before the copy starts; the server's
     // side is marked readable too but has nothing yet (would_block path).
     const auto request = pattern(1000);
     co_await asio::async_write(client, asio::buffer(request), asio::use_awaitable);
     CopyResult result;
     bool copy_done = false;
-    asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
-      result = co_await copy_bidirectional(a, b, CopyStart{.a_readable = true, .b_readable = true});
-      copy_done = true;
-    }, asio::detached);
+    spawn_copy(a, b, result, copy_done, CopyStart{.a_readable = true, .b_readable = true});
 
     std::vector<uint8_t> got(request.size());
     co_await asio::async_read(server, asio::buffer(got), asio::use_awaitable);
@@ -139,11 +138,7 @@ TEST_CASE("a side marked readable is read at once, and waited for when nothing i
 
     client.shutdown(tcp::socket::shutdown_send);
     server.shutdown(tcp::socket::shutdown_send);
-    for (int i = 0; i < 100 && !copy_done; ++i) {
-      asio::steady_timer t(executor, std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::use_awaitable);
-    }
-    REQUIRE(copy_done);
+    REQUIRE(co_await finished(copy_done));
     CHECK(result.a_to_b == request.size());
     CHECK(result.b_to_a == reply.size());
     CHECK_FALSE(result.error);
@@ -155,21 +150,13 @@ TEST_CASE("a side marked readable that is already at EOF passes the FIN on") {
     auto [client, a] = co_await testing::loopback_pair();
     auto [b, server] = co_await testing::loopback_pair();
     client.shutdown(tcp::socket::shutdown_send);
-    auto executor = co_await asio::this_coro::executor;
-    bool copy_done = false;
     CopyResult result;
-    asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
-      result = co_await copy_bidirectional(a, b, CopyStart{.a_readable = true});
-      copy_done = true;
-    }, asio::detached);
+    bool copy_done = false;
+    spawn_copy(a, b, result, copy_done, CopyStart{.a_readable = true});
     auto received = co_await read_to_eof(server);
     CHECK(received.empty());
     server.shutdown(tcp::socket::shutdown_send);
-    for (int i = 0; i < 100 && !copy_done; ++i) {
-      asio::steady_timer t(executor, std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::use_awaitable);
-    }
-    REQUIRE(copy_done);
+    REQUIRE(co_await finished(copy_done));
     CHECK_FALSE(result.error);
   });
 }
@@ -198,11 +185,7 @@ TEST_CASE("cancelling the awaiting coroutine resets both ends and returns after 
     co_await asio::async_read(client, asio::buffer(buf, 2), asio::use_awaitable);
 
     cancel.emit(asio::cancellation_type::terminal);
-    for (int i = 0; i < 100 && !copy_done; ++i) {
-      asio::steady_timer t(executor, std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::use_awaitable);
-    }
-    REQUIRE(copy_done);
+    REQUIRE(co_await finished(copy_done));
     CHECK_FALSE(thrown);
     CHECK(result.error == asio::error::operation_aborted);
     CHECK(result.a_to_b == 5);
@@ -235,11 +218,7 @@ TEST_CASE("cancelling after one direction ended still stops the other") {
     CHECK(received.empty());
     CHECK_FALSE(copy_done);
     cancel.emit(asio::cancellation_type::terminal);
-    for (int i = 0; i < 100 && !copy_done; ++i) {
-      asio::steady_timer t(executor, std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::use_awaitable);
-    }
-    REQUIRE(copy_done);
+    REQUIRE(co_await finished(copy_done));
     CHECK(result.error == asio::error::operation_aborted);
     std::vector<uint8_t> rest(16);
     auto [ec, n] = co_await client.async_read_some(asio::buffer(rest), use_nothrow);

@@ -58,6 +58,38 @@ awaitable<std::vector<std::uint8_t>> read_to_end(h2::Stream& s, error_code& end)
   }
 }
 
+// A tunnel through a client and a server session over a socketpair; the
+// server's handler copies its stream to `upstream_end`, as inbound does, and
+// the test holds `app`, the upstream connection's far end.
+struct CopyTunnel {
+  tcp::socket upstream_end;
+  tcp::socket app;
+  std::optional<net::CopyResult> copied;  // once the server's copy returned
+  std::optional<h2::ClientSession> client;
+  std::optional<h2::ServerSession> server;
+  h2::Stream stream;  // the client's side of the tunnel
+};
+
+awaitable<std::shared_ptr<CopyTunnel>> open_copy_tunnel(asio::io_context& io) {
+  asio::local::stream_protocol::socket a(io), b(io);
+  asio::local::connect_pair(a, b);
+  auto [upstream_end, app] = co_await testing::loopback_pair();
+  auto t = std::make_shared<CopyTunnel>(CopyTunnel{std::move(upstream_end), std::move(app), {}, {}, {}, {}});
+  CopyTunnel* raw = t.get();  // the test keeps `t` alive while the sessions run
+  t->server.emplace(h2::make_transport(std::move(b)), [raw](h2::IncomingRequest req) -> awaitable<void> {
+    req.stream.respond(200);
+    raw->copied = co_await net::copy_bidirectional(req.stream, raw->upstream_end);
+  });
+  t->client.emplace(h2::make_transport(std::move(a)));
+  asio::co_spawn(io, t->server->run(), asio::detached);
+  asio::co_spawn(io, t->client->run(), asio::detached);
+  auto r = co_await t->client->open_stream("10.0.0.2:80");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  t->stream = std::move(r->stream);
+  co_return t;
+}
+
 // The h2 side takes the in-place path, the socket side the buffered one.
 static_assert(net::detail::CanReadInPlace<h2::Stream>);
 static_assert(!net::detail::CanReadInPlace<tcp::socket>);
@@ -66,23 +98,9 @@ static_assert(!net::detail::CanReadInPlace<tcp::socket>);
 
 TEST_CASE("a copy between an h2 stream and a TCP socket carries both directions intact and passes each FIN on") {
   testing::run_coro([](asio::io_context& io) -> awaitable<void> {
-    asio::local::stream_protocol::socket a(io), b(io);
-    asio::local::connect_pair(a, b);
-    auto [upstream_end, app] = co_await testing::loopback_pair();
-    std::optional<net::CopyResult> copied;
-    // The server's handler copies its stream to `upstream_end`, as inbound does.
-    h2::ServerSession server(h2::make_transport(std::move(b)),
-                             [&](h2::IncomingRequest req) -> awaitable<void> {
-                               req.stream.respond(200);
-                               copied = co_await net::copy_bidirectional(req.stream, upstream_end);
-                             });
-    h2::ClientSession client(h2::make_transport(std::move(a)));
-    asio::co_spawn(io, server.run(), asio::detached);
-    asio::co_spawn(io, client.run(), asio::detached);
-
-    auto r = co_await client.open_stream("10.0.0.2:80");
-    REQUIRE(r);
-    REQUIRE(r->status == 200);
+    auto t = co_await open_copy_tunnel(io);
+    tcp::socket& app = t->app;
+    std::optional<net::CopyResult>& copied = t->copied;
     // More than a stream window each way, in writes that split frames and views.
     const auto up = pattern(9'000'001, 1);
     const auto down = pattern(5'000'003, 2);
@@ -92,14 +110,14 @@ TEST_CASE("a copy between an h2 stream and a TCP socket carries both directions 
     asio::co_spawn(io, [&]() -> awaitable<void> {
       for (std::size_t off = 0; off < up.size(); off += 70'000) {
         const std::size_t n = std::min<std::size_t>(70'000, up.size() - off);
-        auto [ec, taken] = co_await r->stream.write(asio::buffer(up.data() + off, n));
+        auto [ec, taken] = co_await t->stream.write(asio::buffer(up.data() + off, n));
         if (ec) {
           client_write_ec = ec;
           co_return;
         }
       }
-      r->stream.shutdown_write();
-      client_got = co_await read_to_end(r->stream, client_end);
+      t->stream.shutdown_write();
+      client_got = co_await read_to_end(t->stream, client_end);
       done_down = true;
     }, asio::detached);
     asio::co_spawn(io, [&]() -> awaitable<void> {
@@ -125,31 +143,20 @@ TEST_CASE("a copy between an h2 stream and a TCP socket carries both directions 
     CHECK(copied->a_to_b == up.size());
     CHECK(copied->b_to_a == down.size());
     CHECK_FALSE(copied->error);
-    client.close();
+    t->client->close();
   }, 60s);
 }
 
 TEST_CASE("a reset h2 stream ends the copy with an error and resets the TCP side") {
   testing::run_coro([](asio::io_context& io) -> awaitable<void> {
-    asio::local::stream_protocol::socket a(io), b(io);
-    asio::local::connect_pair(a, b);
-    auto [upstream_end, app] = co_await testing::loopback_pair();
-    std::optional<net::CopyResult> copied;
-    h2::ServerSession server(h2::make_transport(std::move(b)),
-                             [&](h2::IncomingRequest req) -> awaitable<void> {
-                               req.stream.respond(200);
-                               copied = co_await net::copy_bidirectional(req.stream, upstream_end);
-                             });
-    h2::ClientSession client(h2::make_transport(std::move(a)));
-    asio::co_spawn(io, server.run(), asio::detached);
-    asio::co_spawn(io, client.run(), asio::detached);
-    auto r = co_await client.open_stream("10.0.0.2:80");
-    REQUIRE(r);
+    auto t = co_await open_copy_tunnel(io);
+    tcp::socket& app = t->app;
+    std::optional<net::CopyResult>& copied = t->copied;
     const auto data = pattern(100'000, 3);
-    auto [wec, taken] = co_await r->stream.write(asio::buffer(data));
+    auto [wec, taken] = co_await t->stream.write(asio::buffer(data));
     REQUIRE_FALSE(wec);
     // The app does not read at first, so the copy is likely mid-write when the reset lands.
-    r->stream.reset(h2::kInternalError);
+    t->stream.reset(h2::kInternalError);
     error_code app_end;
     auto got = co_await read_to_end(app, app_end);
     CHECK(app_end);
@@ -163,7 +170,7 @@ TEST_CASE("a reset h2 stream ends the copy with an error and resets the TCP side
     }
     REQUIRE(copied);
     CHECK(copied->error == h2::make_wire_error(h2::kInternalError));
-    client.close();
+    t->client->close();
   });
 }
 
