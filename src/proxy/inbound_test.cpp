@@ -11,12 +11,15 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <functional>
+#include <optional>
 #include <chrono>
 #include <memory>
 #include <string>
 
 #include "identity/builtin_ca.h"
 #include "net/socket.h"
+#include "proxy/connection_tracker.h"
 #include "proxy/h2_stream_io.h"
 #include "proxy/pool.h"
 #include "support/run_coro.h"
@@ -42,32 +45,100 @@ asio::awaitable<void> echo_server(tcp::acceptor* acceptor) {
   }
 }
 
-TEST_CASE("the inbound listener answers CONNECT phases and tunnels to the upstream after 200") {
-  auto ca = identity::BuiltinCa::generate("cluster.local", std::chrono::system_clock::now());
-  REQUIRE(ca.has_value());
-  auto provider = identity::BuiltinCaProvider::create(*ca);
+// Calls `before_same_namespace_connect` before each connect to the local
+// workload, as if the connect took that long: a test changes policy there.
+class HookedSockets : public net::SocketFactory {
+ public:
+  HookedSockets() : net::SocketFactory(net::SocketOptions{}) {}
+  asio::awaitable<boost::system::result<tcp::socket>> connect(
+      tcp::endpoint destination, std::optional<asio::ip::address> source,
+      Peer peer) const override {
+    if (peer == Peer::kSameNamespace && before_same_namespace_connect) before_same_namespace_connect();
+    co_return co_await net::SocketFactory::connect(destination, source, peer);
+  }
+  std::function<void()> before_same_namespace_connect;
+};
+
+// One local HBONE workload (vms/local at 127.0.0.1) behind an inbound
+// listener, a client pool that reaches it as vms/client, and an echo server
+// as the workload's application.
+struct InboundHarness {
   config::Config config;
   state::Store store;
-  state::Update update;
   state::Workload local;
-  local.uid = "vms/local";
-  local.name = "local";
-  local.namespace_ = "vms";
-  local.service_account = "local";
-  local.trust_domain = "cluster.local";
-  local.protocol = state::Protocol::kHbone;
-  local.addresses = {asio::ip::make_address("127.0.0.1")};
-  update.upserted_workloads.push_back(local);
-  store.apply(std::move(update));
+  std::shared_ptr<identity::CertificateProvider> provider;
 
+  InboundHarness() {
+    auto ca = identity::BuiltinCa::generate("cluster.local", std::chrono::system_clock::now());
+    REQUIRE(ca.has_value());
+    provider = identity::BuiltinCaProvider::create(*ca);
+    local.uid = "vms/local";
+    local.name = "local";
+    local.namespace_ = "vms";
+    local.service_account = "local";
+    local.trust_domain = "cluster.local";
+    local.protocol = state::Protocol::kHbone;
+    local.addresses = {asio::ip::make_address("127.0.0.1")};
+    apply({}, {local});
+  }
+  void apply(std::vector<state::Policy> policies, std::vector<state::Workload> workloads = {}) {
+    state::Update update;
+    update.upserted_policies = std::move(policies);
+    update.upserted_workloads = std::move(workloads);
+    store.apply(std::move(update));
+  }
+  ProxyInputs inputs(std::shared_ptr<net::SocketFactory> sockets) {
+    ProxyInputs in;
+    in.config = &config;
+    in.store = &store;
+    in.sockets = std::move(sockets);
+    in.certificates = provider;
+    in.workload = {"vms", "local", "local"};
+    return in;
+  }
+};
+
+// The listener, the echo application and the client pool, running on `io`.
+struct RunningInbound {
+  std::shared_ptr<Inbound> inbound;
+  tcp::acceptor echo;
+  HbonePool pool;
+  PoolKey key;
+  std::string echo_port;
+
+  RunningInbound(asio::io_context& io, const InboundHarness& h, ProxyInputs inputs)
+      : inbound(start(io, inputs)),
+        echo(io, {asio::ip::make_address("127.0.0.1"), 0}),
+        pool(io.get_executor(), PoolOptions{}, make_hbone_connector(connector(inputs))),
+        key(make_pool_key({"cluster.local", "vms", "client"}, {h.local.identity()},
+                          inbound->local_endpoint())),
+        echo_port(std::to_string(echo.local_endpoint().port())) {
+    asio::co_spawn(io, echo_server(&echo), asio::detached);
+  }
+  static std::shared_ptr<Inbound> start(asio::io_context& io, const ProxyInputs& inputs) {
+    auto acceptor = inputs.sockets->listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), 0});
+    REQUIRE(acceptor.has_value());
+    auto inbound = Inbound::create(inputs, std::move(*acceptor));
+    asio::co_spawn(io, inbound->run(), asio::detached);
+    return inbound;
+  }
+  static ConnectorInputs connector(const ProxyInputs& inputs) {
+    ConnectorInputs c;
+    c.sockets = inputs.sockets;
+    c.certificates = inputs.certificates;
+    return c;
+  }
+  void stop() {
+    pool.shutdown();
+    inbound->stop();
+    echo.close();
+  }
+};
+
+TEST_CASE("the inbound listener answers CONNECT phases and tunnels to the upstream after 200") {
+  InboundHarness h;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    auto sockets = std::make_shared<net::SocketFactory>(net::SocketOptions{});
-    ProxyInputs inputs;
-    inputs.config = &config;
-    inputs.store = &store;
-    inputs.sockets = sockets;
-    inputs.certificates = provider;
-    inputs.workload = {"vms", "local", "local"};
+    ProxyInputs inputs = h.inputs(std::make_shared<net::SocketFactory>(net::SocketOptions{}));
     int authorized = 0;
     inputs.authorize = [&](const AuthorizationRequest& r) {
       ++authorized;
@@ -77,33 +148,18 @@ TEST_CASE("the inbound listener answers CONNECT phases and tunnels to the upstre
       decision.allowed = r.destination.port() != 7;  // a port the "policy" denies
       return decision;
     };
-    auto acceptor = sockets->listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), 0});
-    REQUIRE(acceptor.has_value());
-    auto inbound = Inbound::create(inputs, std::move(*acceptor));
-    asio::co_spawn(io, inbound->run(), asio::detached);
-
-    tcp::acceptor echo(io, {asio::ip::make_address("127.0.0.1"), 0});
-    asio::co_spawn(io, echo_server(&echo), asio::detached);
-
-    ConnectorInputs connector;
-    connector.sockets = sockets;
-    connector.certificates = provider;
-    HbonePool pool(io.get_executor(), PoolOptions{}, make_hbone_connector(connector));
-    const state::Identity client{"cluster.local", "vms", "client"};
-    const PoolKey key = make_pool_key(client, {local.identity()}, inbound->local_endpoint());
-
+    RunningInbound running(io, h, inputs);
     auto status_of = [&](std::string authority) -> asio::awaitable<int> {
-      auto response = co_await pool.open(key, authority, {});
+      auto response = co_await running.pool.open(running.key, authority, {});
       REQUIRE(response.has_value());
       co_return response->status;
     };
-    const std::string echo_port = std::to_string(echo.local_endpoint().port());
-    CHECK(co_await status_of("127.0.0.2:" + echo_port) == 400);  // not the address called
-    CHECK(co_await status_of("127.0.0.1:15008") == 503);         // the proxy's own port
-    CHECK(co_await status_of("127.0.0.1:7") == 401);             // denied by the hook
-    CHECK(co_await status_of("127.0.0.1:1") == 503);             // nothing listens there
+    CHECK(co_await status_of("127.0.0.2:" + running.echo_port) == 400);  // not the address called
+    CHECK(co_await status_of("127.0.0.1:15008") == 503);  // the proxy's own port
+    CHECK(co_await status_of("127.0.0.1:7") == 401);      // denied by the hook
+    CHECK(co_await status_of("127.0.0.1:1") == 503);      // nothing listens there
 
-    auto response = co_await pool.open(key, "127.0.0.1:" + echo_port, {});
+    auto response = co_await running.pool.open(running.key, "127.0.0.1:" + running.echo_port, {});
     REQUIRE(response.has_value());
     REQUIRE(response->status == 200);
     const std::string hello = "hello over HBONE";
@@ -117,9 +173,40 @@ TEST_CASE("the inbound listener answers CONNECT phases and tunnels to the upstre
     }
     CHECK(got == hello);
     CHECK(authorized == 3);
-    pool.shutdown();
-    inbound->stop();
-    echo.close();
+    running.stop();
+  });
+}
+
+TEST_CASE("a policy that denies a tunnel while its upstream connect runs refuses it with 401") {
+  InboundHarness h;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    auto sockets = std::make_shared<HookedSockets>();
+    ProxyInputs inputs = h.inputs(sockets);
+    auto tracker = std::make_shared<ConnectionTracker>();
+    inputs.connections = tracker;
+    RunningInbound running(io, h, inputs);
+    // The first decision allows (no policy yet). During the connect a
+    // namespace DENY of the echo port arrives, and the worker re-checks its
+    // connections, as App does on every store update.
+    std::size_t revoked = 0;
+    sockets->before_same_namespace_connect = [&] {
+      state::Policy deny;
+      deny.name = "deny-echo";
+      deny.namespace_ = "vms";
+      deny.scope = state::PolicyScope::kNamespace;
+      deny.action = state::PolicyAction::kDeny;
+      state::Match m;
+      m.destination_ports = {static_cast<uint16_t>(std::stoi(running.echo_port))};
+      deny.rules = {state::Rule{{state::Clause{{m}}}}};
+      h.apply({deny});
+      revoked = tracker->recheck(*h.store.snapshot());
+    };
+    auto response = co_await running.pool.open(running.key, "127.0.0.1:" + running.echo_port, {});
+    REQUIRE(response.has_value());
+    CHECK(response->status == 401);
+    CHECK(revoked == 1);
+    CHECK(tracker->size() == 0);  // the refused tunnel is no longer tracked
+    running.stop();
   });
 }
 
