@@ -17,6 +17,7 @@
 #include "net/copy.h"
 #include "net/socket.h"
 #include "support/run_coro.h"
+#include "support/workloads.h"
 
 namespace ztunnel::proxy {
 namespace {
@@ -39,15 +40,7 @@ state::Workload server(std::vector<std::string> policy_keys = {}) {
 
 // A namespace DENY of one destination port.
 state::Policy deny_port(std::string name, uint16_t port) {
-  state::Policy p;
-  p.name = std::move(name);
-  p.namespace_ = "ns";
-  p.scope = state::PolicyScope::kNamespace;
-  p.action = state::PolicyAction::kDeny;
-  state::Match m;
-  m.destination_ports = {port};
-  p.rules = {state::Rule{{state::Clause{{m}}}}};
-  return p;
+  return testing::namespace_deny_of_port(std::move(name), "ns", port);
 }
 
 AuthorizationRequest request_to(uint16_t port, state::WorkloadPtr destination) {

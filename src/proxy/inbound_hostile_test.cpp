@@ -23,6 +23,7 @@
 #include "proxy/inbound.h"
 #include "proxy/pool.h"
 #include "support/run_coro.h"
+#include "support/workloads.h"
 #include "tls/context.h"
 #include "tls/handshake.h"
 
@@ -150,15 +151,7 @@ struct Fixture {
     REQUIRE(ca.has_value());
     provider = identity::BuiltinCaProvider::create(*ca);
     state::Update update;
-    state::Workload local;
-    local.uid = "vms/local";
-    local.name = "local";
-    local.namespace_ = "vms";
-    local.service_account = "local";
-    local.trust_domain = "cluster.local";
-    local.protocol = state::Protocol::kHbone;
-    local.addresses = {kLoopback};
-    update.upserted_workloads.push_back(local);
+    update.upserted_workloads.push_back(testing::local_hbone_workload());
     store.apply(std::move(update));
   }
 

@@ -28,6 +28,7 @@
 #include "net/socket.h"
 #include "proxy/connection_tracker.h"
 #include "support/run_coro.h"
+#include "support/workloads.h"
 
 namespace ztunnel::proxy {
 namespace {
@@ -144,15 +145,7 @@ struct Harness {
 
   Harness() {
     state::Update update;
-    state::Workload local;
-    local.uid = "vms/local";
-    local.name = "local";
-    local.namespace_ = "vms";
-    local.service_account = "local";
-    local.trust_domain = "cluster.local";
-    local.protocol = state::Protocol::kHbone;
-    local.addresses = {asio::ip::make_address("127.0.0.1")};
-    update.upserted_workloads.push_back(local);
+    update.upserted_workloads.push_back(testing::local_hbone_workload());
     store.apply(std::move(update));
   }
 
@@ -258,14 +251,7 @@ TEST_CASE("an open plaintext connection a new policy denies is closed; the copy 
     CHECK(h.connections->size() == 1);
 
     // The store publishes a DENY on the echo port; the re-check closes the connection.
-    state::Policy deny;
-    deny.name = "no-echo";
-    deny.namespace_ = "vms";
-    deny.scope = state::PolicyScope::kNamespace;
-    deny.action = state::PolicyAction::kDeny;
-    state::Match port;
-    port.destination_ports = {echo.endpoint().port()};
-    deny.rules = {state::Rule{{state::Clause{{port}}}}};
+    const state::Policy deny = testing::namespace_deny_of_port("no-echo", "vms", echo.endpoint().port());
     state::Update update;
     update.upserted_policies.push_back(deny);
     h.store.apply(std::move(update));

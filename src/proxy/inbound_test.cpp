@@ -23,6 +23,7 @@
 #include "proxy/h2_stream_io.h"
 #include "proxy/pool.h"
 #include "support/run_coro.h"
+#include "support/workloads.h"
 
 namespace ztunnel::proxy {
 namespace {
@@ -65,20 +66,13 @@ class HookedSockets : public net::SocketFactory {
 struct InboundHarness {
   config::Config config;
   state::Store store;
-  state::Workload local;
+  state::Workload local = testing::local_hbone_workload();
   std::shared_ptr<identity::CertificateProvider> provider;
 
   InboundHarness() {
     auto ca = identity::BuiltinCa::generate("cluster.local", std::chrono::system_clock::now());
     REQUIRE(ca.has_value());
     provider = identity::BuiltinCaProvider::create(*ca);
-    local.uid = "vms/local";
-    local.name = "local";
-    local.namespace_ = "vms";
-    local.service_account = "local";
-    local.trust_domain = "cluster.local";
-    local.protocol = state::Protocol::kHbone;
-    local.addresses = {asio::ip::make_address("127.0.0.1")};
     apply({}, {local});
   }
   void apply(std::vector<state::Policy> policies, std::vector<state::Workload> workloads = {}) {
@@ -190,15 +184,8 @@ TEST_CASE("a policy that denies a tunnel while its upstream connect runs refuses
     // connections, as App does on every store update.
     std::size_t revoked = 0;
     sockets->before_same_namespace_connect = [&] {
-      state::Policy deny;
-      deny.name = "deny-echo";
-      deny.namespace_ = "vms";
-      deny.scope = state::PolicyScope::kNamespace;
-      deny.action = state::PolicyAction::kDeny;
-      state::Match m;
-      m.destination_ports = {static_cast<uint16_t>(std::stoi(running.echo_port))};
-      deny.rules = {state::Rule{{state::Clause{{m}}}}};
-      h.apply({deny});
+      h.apply({testing::namespace_deny_of_port("deny-echo", "vms",
+                                               running.echo.local_endpoint().port())});
       revoked = tracker->recheck(*h.store.snapshot());
     };
     auto response = co_await running.pool.open(running.key, "127.0.0.1:" + running.echo_port, {});
