@@ -13,6 +13,7 @@
 
 #include <array>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,9 @@ struct LoopbackHboneServer {
   std::vector<h2::ServerSession> sessions;
   h2::SessionOptions options;
   int accepted = 0;
+  // What each accepted tunnel received, by its CONNECT authority.
+  std::shared_ptr<std::map<std::string, std::string>> received =
+      std::make_shared<std::map<std::string, std::string>>();
 
   LoopbackHboneServer(asio::io_context& io, std::shared_ptr<const tls::ServerContext> ctx,
                       h2::SessionOptions opts = h2::SessionOptions::server_defaults())
@@ -65,13 +69,14 @@ struct LoopbackHboneServer {
     if (!result) co_return;
     h2::ServerSession session(
         std::make_unique<h2::StreamTransport<tls::TlsStream>>(std::move(stream)),
-        [](h2::IncomingRequest request) -> asio::awaitable<void> {
+        [received = received](h2::IncomingRequest request) -> asio::awaitable<void> {
           request.stream.respond(200);
           // Hold the stream until the client ends it.
           std::array<char, 64> buffer;
           for (;;) {
             auto [ec, n] = co_await request.stream.read_some(asio::buffer(buffer));
             if (ec) co_return;
+            (*received)[request.request.authority].append(buffer.data(), n);
           }
         },
         options);
@@ -250,6 +255,46 @@ TEST_CASE("a peer allowing fewer concurrent streams than the pool cap gets more 
     const int slots = 10 * static_cast<int>(pool.connection_count(key));
     CHECK(co_await open_and_hold(io, pool, key, slots, streams) == slots);
     CHECK(server.accepted == after);
+    pool.shutdown();
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("a refused stream's early data reaches the server once, on the retry") {
+  Fixture f;
+  testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
+    h2::SessionOptions server_options = h2::SessionOptions::server_defaults();
+    server_options.max_concurrent_streams = 5;
+    LoopbackHboneServer server(io, f.server_context(), server_options);
+    asio::co_spawn(io, server.serve(), asio::detached);
+    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
+    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    // 12 opens race the peer's SETTINGS (5 streams): the first connection's
+    // streams beyond 5 are refused and retried elsewhere, with their early data.
+    constexpr int kOpens = 12;
+    std::vector<h2::Stream> streams;
+    int ok = 0, done = 0;
+    for (int i = 0; i < kOpens; ++i) {
+      asio::co_spawn(io, [&, i]() -> asio::awaitable<void> {
+        const std::string authority = "10.0.0.1:" + std::to_string(1000 + i);
+        const std::string early = "early bytes of tunnel " + std::to_string(i);
+        auto response = co_await pool.open(key, authority, {}, asio::buffer(early));
+        if (response && response->status == 200) {
+          ++ok;
+          streams.push_back(std::move(response->stream));
+        }
+        ++done;
+      }, asio::detached);
+    }
+    while (done < kOpens) co_await sleep_for(5ms);
+    CHECK(ok == kOpens);
+    CHECK(server.accepted >= 3);  // some streams were refused and went elsewhere
+    for (int i = 0; i < kOpens; ++i) {
+      const std::string authority = "10.0.0.1:" + std::to_string(1000 + i);
+      for (int t = 0; t < 200 && server.received->count(authority) == 0; ++t) co_await sleep_for(5ms);
+      // Exactly once: a refused attempt's copy never reached a handler.
+      CHECK((*server.received)[authority] == "early bytes of tunnel " + std::to_string(i));
+    }
     pool.shutdown();
     server.acceptor.close();
   });
