@@ -188,8 +188,14 @@ struct ParkedTunnel {
   Stream stream;  // the client's side
 };
 
-awaitable<ParkedTunnel> open_parked_tunnel(
-    asio::io_context& io, SessionOptions server_opts = SessionOptions::server_defaults()) {
+// `stream_window` 0 keeps the server's default window; another value sets
+// it (and a 1 MiB connection window), so a writer stops after that much.
+awaitable<ParkedTunnel> open_parked_tunnel(asio::io_context& io, std::uint32_t stream_window = 0) {
+  SessionOptions server_opts = SessionOptions::server_defaults();
+  if (stream_window > 0) {
+    server_opts.stream_window = stream_window;
+    server_opts.connection_window = 1u << 20;
+  }
   auto parked = std::make_shared<std::optional<Stream>>();
   auto p = start_pair(io, [parked](IncomingRequest req) -> awaitable<void> {
     req.stream.respond(200);
@@ -200,6 +206,20 @@ awaitable<ParkedTunnel> open_parked_tunnel(
   REQUIRE(r);
   REQUIRE(r->status == 200);
   co_return ParkedTunnel{std::move(p), std::move(parked), std::move(r->stream)};
+}
+
+// Writes `data` to `s` in writes of `chunk` bytes, then ends the stream:
+// `written` counts the bytes taken, `done` is set after the end.
+awaitable<void> write_in_chunks(Stream& s, const std::vector<std::uint8_t>& data, std::size_t chunk,
+                                std::size_t& written, bool& done) {
+  for (std::size_t off = 0; off < data.size(); off += chunk) {
+    const std::size_t n = std::min(chunk, data.size() - off);
+    auto [ec, taken] = co_await s.write(asio::buffer(data.data() + off, n));
+    if (ec) co_return;
+    written += taken;
+  }
+  s.shutdown_write();
+  done = true;
 }
 
 awaitable<void> round_trip(std::shared_ptr<Pair> p, std::size_t size) {
@@ -404,23 +424,12 @@ TEST_CASE("half-close: the client ends its side and still reads the reply; serve
 TEST_CASE("a reader that does not read stops the writer after one stream window") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
     constexpr std::uint32_t kWindow = 16384;
-    SessionOptions server_opts = SessionOptions::server_defaults();
-    server_opts.stream_window = kWindow;
-    server_opts.connection_window = 1u << 20;
-    auto t = co_await open_parked_tunnel(io, server_opts);
+    auto t = co_await open_parked_tunnel(io, kWindow);
     std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 3);
     std::size_t written = 0;
     bool writer_done = false;
-    asio::co_spawn(io, [&]() -> awaitable<void> {
-      for (std::size_t off = 0; off < data.size(); off += 1024) {
-        auto [ec, n] = co_await t.stream.write(asio::buffer(data.data() + off, 1024));
-        if (ec) co_return;
-        written += n;
-      }
-      t.stream.shutdown_write();
-      writer_done = true;
-    }, asio::detached);
+    asio::co_spawn(io, write_in_chunks(t.stream, data, 1024, written, writer_done), asio::detached);
 
     co_await sleep_for(300ms);
     REQUIRE(parked);
@@ -453,24 +462,12 @@ TEST_CASE("a reader that does not read stops the writer after one stream window"
 TEST_CASE("read_view holds the peer's window until consume_view, and carries every byte in order") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
     constexpr std::uint32_t kWindow = 16384;
-    SessionOptions server_opts = SessionOptions::server_defaults();
-    server_opts.stream_window = kWindow;
-    server_opts.connection_window = 1u << 20;
-    auto t = co_await open_parked_tunnel(io, server_opts);
+    auto t = co_await open_parked_tunnel(io, kWindow);
     std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 11);
     std::size_t written = 0;
     bool writer_done = false;
-    asio::co_spawn(io, [&]() -> awaitable<void> {
-      for (std::size_t off = 0; off < data.size(); off += 5000) {
-        const std::size_t n = std::min<std::size_t>(5000, data.size() - off);
-        auto [ec, taken] = co_await t.stream.write(asio::buffer(data.data() + off, n));
-        if (ec) co_return;
-        written += taken;
-      }
-      t.stream.shutdown_write();
-      writer_done = true;
-    }, asio::detached);
+    asio::co_spawn(io, write_in_chunks(t.stream, data, 5000, written, writer_done), asio::detached);
     co_await sleep_for(200ms);
     REQUIRE(parked);
 
@@ -564,9 +561,7 @@ TEST_CASE("read_view reports END_STREAM as EOF after the last bytes") {
 TEST_CASE("a write cancelled while its bytes wait for window sends none of them after the cancel") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
     constexpr std::uint32_t kWindow = 16384;
-    SessionOptions server_opts = SessionOptions::server_defaults();
-    server_opts.stream_window = kWindow;
-    auto t = co_await open_parked_tunnel(io, server_opts);
+    auto t = co_await open_parked_tunnel(io, kWindow);
     std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 21);
     std::vector<std::uint8_t> buffer = data;
@@ -602,9 +597,7 @@ TEST_CASE("a write cancelled while its bytes wait for window sends none of them 
 TEST_CASE("a stream reset while its writer waits for window fails the write and sends no more DATA") {
   run_coro([](asio::io_context& io) -> awaitable<void> {
     constexpr std::uint32_t kWindow = 16384;
-    SessionOptions server_opts = SessionOptions::server_defaults();
-    server_opts.stream_window = kWindow;
-    auto t = co_await open_parked_tunnel(io, server_opts);
+    auto t = co_await open_parked_tunnel(io, kWindow);
     std::optional<Stream>& parked = *t.parked;
     const auto data = pattern(1u << 20, 22);
     std::optional<std::tuple<error_code, std::size_t>> result;

@@ -112,6 +112,32 @@ struct Fixture {
   }
 };
 
+// A serving loopback HBONE server, and a pool that reaches it as f.client.
+struct PoolAndServer {
+  LoopbackHboneServer server;
+  HbonePool pool;
+  PoolKey key;
+
+  PoolAndServer(asio::io_context& io, Fixture& f, PoolOptions options = {},
+                h2::SessionOptions server_options = h2::SessionOptions::server_defaults())
+      : server(io, f.server_context(), server_options),
+        pool(io.get_executor(), options, f.connector()),
+        key(make_pool_key(f.client, {f.server}, server.endpoint())) {
+    asio::co_spawn(io, server.serve(), asio::detached);
+  }
+  void stop() {
+    pool.shutdown();
+    server.acceptor.close();
+  }
+};
+
+// A server that allows only `streams` concurrent streams per connection.
+h2::SessionOptions server_allowing(std::uint32_t streams) {
+  h2::SessionOptions options = h2::SessionOptions::server_defaults();
+  options.max_concurrent_streams = streams;
+  return options;
+}
+
 asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
   asio::steady_timer timer(co_await asio::this_coro::executor, d);
   co_await timer.async_wait(use_nothrow);
@@ -131,10 +157,8 @@ asio::awaitable<void> open_one(HbonePool* pool, PoolKey key, std::vector<h2::Str
 TEST_CASE("fifty concurrent opens share one pooled HBONE connection") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    LoopbackHboneServer server(io, f.server_context());
-    asio::co_spawn(io, server.serve(), asio::detached);
-    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f);
+    auto& [server, pool, key] = rig;
 
     std::vector<h2::Stream> streams;
     int done = 0;
@@ -146,8 +170,7 @@ TEST_CASE("fifty concurrent opens share one pooled HBONE connection") {
     CHECK(ok == 50);
     CHECK(server.accepted == 1);
     CHECK(pool.connection_count() == 1);
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
@@ -166,18 +189,15 @@ asio::awaitable<int> open_and_hold(asio::io_context& io, HbonePool& pool, const 
 TEST_CASE("streams beyond POOL_MAX_STREAMS_PER_CONNECTION go to another connection") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    LoopbackHboneServer server(io, f.server_context());
-    asio::co_spawn(io, server.serve(), asio::detached);
     PoolOptions options;
     options.max_streams_per_connection = 10;
-    HbonePool pool(io.get_executor(), options, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f, options);
+    auto& [server, pool, key] = rig;
     std::vector<h2::Stream> streams;
     CHECK(co_await open_and_hold(io, pool, key, 25, streams) == 25);
     CHECK(server.accepted == 3);  // 10 + 10 + 5, as Istio's pool with the same cap
     CHECK(pool.connection_count(key) == 3);
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
@@ -186,18 +206,15 @@ TEST_CASE("a burst far beyond one connection's streams all succeed, one connect 
   // ten of them while the rest wait; waiting is not a retry, so none gives up.
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    LoopbackHboneServer server(io, f.server_context());
-    asio::co_spawn(io, server.serve(), asio::detached);
     PoolOptions options;
     options.max_streams_per_connection = 10;
-    HbonePool pool(io.get_executor(), options, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f, options);
+    auto& [server, pool, key] = rig;
     std::vector<h2::Stream> streams;
     CHECK(co_await open_and_hold(io, pool, key, 400, streams) == 400);
     CHECK(server.accepted == 40);
     CHECK(pool.connection_count(key) == 40);
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
@@ -233,12 +250,8 @@ TEST_CASE("callers queued behind a failed connect all get its error; the connect
 TEST_CASE("a peer allowing fewer concurrent streams than the pool cap gets more connections") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    h2::SessionOptions server_options = h2::SessionOptions::server_defaults();
-    server_options.max_concurrent_streams = 10;
-    LoopbackHboneServer server(io, f.server_context(), server_options);
-    asio::co_spawn(io, server.serve(), asio::detached);
-    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f, PoolOptions{}, server_allowing(10));
+    auto& [server, pool, key] = rig;
     std::vector<h2::Stream> streams;
     // The first burst races the peer's SETTINGS; refused streams must be retried, not failed.
     CHECK(co_await open_and_hold(io, pool, key, 25, streams) == 25);
@@ -255,20 +268,15 @@ TEST_CASE("a peer allowing fewer concurrent streams than the pool cap gets more 
     const int slots = 10 * static_cast<int>(pool.connection_count(key));
     CHECK(co_await open_and_hold(io, pool, key, slots, streams) == slots);
     CHECK(server.accepted == after);
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
 TEST_CASE("a refused stream's early data reaches the server once, on the retry") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    h2::SessionOptions server_options = h2::SessionOptions::server_defaults();
-    server_options.max_concurrent_streams = 5;
-    LoopbackHboneServer server(io, f.server_context(), server_options);
-    asio::co_spawn(io, server.serve(), asio::detached);
-    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f, PoolOptions{}, server_allowing(5));
+    auto& [server, pool, key] = rig;
     // 12 opens race the peer's SETTINGS (5 streams): the first connection's
     // streams beyond 5 are refused and retried elsewhere, with their early data.
     constexpr int kOpens = 12;
@@ -295,8 +303,7 @@ TEST_CASE("a refused stream's early data reaches the server once, on the retry")
       // Exactly once: a refused attempt's copy never reached a handler.
       CHECK((*server.received)[authority] == "early bytes of tunnel " + std::to_string(i));
     }
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
@@ -325,10 +332,8 @@ TEST_CASE("distinct pool keys get distinct connections") {
 TEST_CASE("a session that received GOAWAY is not reused") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    LoopbackHboneServer server(io, f.server_context());
-    asio::co_spawn(io, server.serve(), asio::detached);
-    HbonePool pool(io.get_executor(), PoolOptions{}, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f);
+    auto& [server, pool, key] = rig;
     auto first = co_await pool.open(key, "10.0.0.1:80", {});
     REQUIRE(first.has_value());
     REQUIRE(server.sessions.size() == 1);
@@ -339,20 +344,17 @@ TEST_CASE("a session that received GOAWAY is not reused") {
     REQUIRE(second.has_value());
     CHECK(second->status == 200);
     CHECK(server.accepted == 2);
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
 TEST_CASE("an idle pooled connection is released after the unused timeout") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    LoopbackHboneServer server(io, f.server_context());
-    asio::co_spawn(io, server.serve(), asio::detached);
     PoolOptions options;
     options.unused_release_timeout = 100ms;
-    HbonePool pool(io.get_executor(), options, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f, options);
+    auto& [server, pool, key] = rig;
     {
       auto response = co_await pool.open(key, "10.0.0.1:80", {});
       REQUIRE(response.has_value());
@@ -362,21 +364,18 @@ TEST_CASE("an idle pooled connection is released after the unused timeout") {
     }
     for (int i = 0; i < 200 && pool.connection_count(key) != 0; ++i) co_await sleep_for(10ms);
     CHECK(pool.connection_count(key) == 0);
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
 TEST_CASE("spare idle connections go after the grace period; the last one per key stays") {
   Fixture f;
   testing::run_coro([&](asio::io_context& io) -> asio::awaitable<void> {
-    LoopbackHboneServer server(io, f.server_context());
-    asio::co_spawn(io, server.serve(), asio::detached);
     PoolOptions options;
     options.max_streams_per_connection = 10;
     options.spare_release_grace = 50ms;
-    HbonePool pool(io.get_executor(), options, f.connector());
-    const PoolKey key = make_pool_key(f.client, {f.server}, server.endpoint());
+    PoolAndServer rig(io, f, options);
+    auto& [server, pool, key] = rig;
     std::vector<h2::Stream> full;
     CHECK(co_await open_and_hold(io, pool, key, 20, full) == 20);
     CHECK(pool.connection_count(key) == 2);
@@ -399,8 +398,7 @@ TEST_CASE("spare idle connections go after the grace period; the last one per ke
     std::vector<h2::Stream> again;
     CHECK(co_await open_and_hold(io, pool, key, 10, again) == 10);
     CHECK(server.accepted == 3);
-    pool.shutdown();
-    server.acceptor.close();
+    rig.stop();
   });
 }
 
