@@ -3,8 +3,6 @@
 #include <malloc.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <string_view>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/post.hpp>
@@ -12,6 +10,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/version.hpp>
+#include <cstdlib>
+#include <string_view>
 #include <utility>
 
 namespace ztunnel::app {
