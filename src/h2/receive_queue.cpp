@@ -1,7 +1,8 @@
 #include "h2/receive_queue.h"
 
 #include <algorithm>
-#include <cstring>
+
+#include "core/bytes.h"
 
 namespace ztunnel::h2::detail {
 
@@ -28,7 +29,7 @@ void ReceiveQueue::append(const std::uint8_t* data, std::size_t n) {
     }
     Chunk& last = chunks_.back();
     const std::size_t take = std::min(n, last.capacity - last.size);
-    std::memcpy(last.data.get() + last.size, data, take);
+    core::copy_bytes(last.data.get() + last.size, data, take);
     last.size += take;
     size_ += take;
     busy_bytes_ += take;
@@ -54,7 +55,7 @@ std::size_t ReceiveQueue::read(std::span<std::uint8_t> out) {
   while (copied < out.size() && size_ > 0) {
     Chunk& front = chunks_.front();
     const std::size_t take = std::min(out.size() - copied, front.size - head_);
-    std::memcpy(out.data() + copied, front.data.get() + head_, take);
+    core::copy_bytes(out.data() + copied, front.data.get() + head_, take);
     copied += take;
     head_ += take;
     size_ -= take;

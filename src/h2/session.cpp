@@ -50,6 +50,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/bytes.h"
 #include "core/log.h"
 #include "h2/receive_queue.h"
 
@@ -520,7 +521,7 @@ void Core::collect_frames() {
       return;
     }
     if (n == 0) break;
-    out_.insert(out_.end(), data, data + n);
+    core::append_bytes(out_, data, static_cast<std::size_t>(n));
   }
 }
 
@@ -1262,7 +1263,7 @@ int Core::send_data(const nghttp2_frame* frame, const std::uint8_t* frame_header
   }
   // Every byte mem_send returned earlier is already in out_: frames stay in order.
   out_.insert(out_.end(), frame_header, frame_header + kFrameHeaderBytes);
-  out_.insert(out_.end(), st->wdata, st->wdata + length);
+  core::append_bytes(out_, st->wdata, length);
   st->wdata += length;
   st->wsize -= length;
   st->wtaken += length;

@@ -20,6 +20,8 @@
 #include <cstring>
 #include <new>
 
+#include "core/bytes.h"
+
 namespace ztunnel::h2 {
 
 namespace asio = boost::asio;
@@ -67,7 +69,7 @@ int TlsTransport::bio_read(BIO* bio, char* out, int len) {
     return -1;
   }
   const std::size_t n = std::min(available, static_cast<std::size_t>(std::max(len, 0)));
-  std::memcpy(out, self->in_.get() + self->in_head_, n);
+  core::copy_bytes(reinterpret_cast<std::uint8_t*>(out), self->in_.get() + self->in_head_, n);
   self->in_head_ += n;
   return static_cast<int>(n);
 }
@@ -76,8 +78,8 @@ int TlsTransport::bio_write(BIO* bio, const char* in, int len) {
   auto* self = static_cast<TlsTransport*>(BIO_get_data(bio));
   BIO_clear_retry_flags(bio);
   try {
-    self->pending_.insert(self->pending_.end(), reinterpret_cast<const std::uint8_t*>(in),
-                          reinterpret_cast<const std::uint8_t*>(in) + len);
+    core::append_bytes(self->pending_, reinterpret_cast<const std::uint8_t*>(in),
+                       static_cast<std::size_t>(len));
   } catch (...) {
     return -1;  // out of memory: BoringSSL reports a write failure
   }
