@@ -202,6 +202,17 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, e
   bool drained = true;  // the last read did not fill the buffer: wait before allocating
   for (;;) {
     std::pair<error_code, std::size_t> got{boost::asio::error::would_block, 0};
+    if constexpr (CanTryRead<From>) {
+      if (!drained) {
+        // The last read filled the buffer, so more is probably queued; but a
+        // message that fills it exactly (1 KiB into the first 1 KiB buffer)
+        // leaves nothing. Look without waiting: if the connection went idle,
+        // it waits below without the buffer, like every idle connection.
+        ensure_buffer();
+        got = try_read_some(from, boost::asio::buffer(buffer.get(), capacity));
+        if (got.first == boost::asio::error::would_block) drained = true;
+      }
+    }
     if (drained) {
       buffer.reset();  // idle connections hold no copy buffer
       capacity = 0;
