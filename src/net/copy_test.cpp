@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -41,6 +42,23 @@ void spawn_copy(tcp::socket& a, tcp::socket& b, CopyResult& result, bool& done,
     result = co_await copy_bidirectional(a, b, start);
     done = true;
   }, asio::detached);
+}
+
+// client <-> [a | copy | b] <-> server, the copy running from the start.
+// Held on the heap: the running copy refers to its members.
+struct CopyRig {
+  tcp::socket client, a, b, server;
+  CopyResult result;
+  bool done = false;
+};
+
+asio::awaitable<std::unique_ptr<CopyRig>> start_copy_rig() {
+  auto [client, a] = co_await testing::loopback_pair();
+  auto [b, server] = co_await testing::loopback_pair();
+  auto rig = std::unique_ptr<CopyRig>(
+      new CopyRig{std::move(client), std::move(a), std::move(b), std::move(server), {}, false});
+  spawn_copy(rig->a, rig->b, rig->result, rig->done);
+  co_return rig;
 }
 
 // Whether `done` is set within a second (polled every 10 ms).
@@ -70,12 +88,9 @@ std::size_t heap_in_use() { return ::mallinfo2().uordblks; }
 
 TEST_CASE("bytes cross both ways intact and a half-close passes through") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    // client <-> [a | copy | b] <-> server
-    auto [client, a] = co_await testing::loopback_pair();
-    auto [b, server] = co_await testing::loopback_pair();
-    CopyResult result;
-    bool copy_done = false;
-    spawn_copy(a, b, result, copy_done);
+    auto rig = co_await start_copy_rig();
+    tcp::socket& client = rig->client;
+    tcp::socket& server = rig->server;
 
     const auto request = pattern(3 * 1024 * 1024 + 17);  // crosses every buffer size
     co_await asio::async_write(client, asio::buffer(request), asio::use_awaitable);
@@ -91,20 +106,18 @@ TEST_CASE("bytes cross both ways intact and a half-close passes through") {
     auto got = co_await read_to_eof(client);
     CHECK(checksum(got) == checksum(reply));
 
-    REQUIRE(co_await finished(copy_done));
-    CHECK(result.a_to_b == request.size());
-    CHECK(result.b_to_a == reply.size());
-    CHECK_FALSE(result.error);
+    REQUIRE(co_await finished(rig->done));
+    CHECK(rig->result.a_to_b == request.size());
+    CHECK(rig->result.b_to_a == reply.size());
+    CHECK_FALSE(rig->result.error);
   });
 }
 
 TEST_CASE("a reset on one side resets the other and reports the error") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [client, a] = co_await testing::loopback_pair();
-    auto [b, server] = co_await testing::loopback_pair();
-    CopyResult result;
-    bool copy_done = false;
-    spawn_copy(a, b, result, copy_done);
+    auto rig = co_await start_copy_rig();
+    tcp::socket& client = rig->client;
+    tcp::socket& server = rig->server;
 
     co_await asio::async_write(client, asio::buffer(std::string("hello")), asio::use_awaitable);
     char buf[5];
@@ -115,9 +128,9 @@ TEST_CASE("a reset on one side resets the other and reports the error") {
     auto [ec, n] = co_await client.async_read_some(asio::buffer(rest), use_nothrow);
     CHECK(n == 0);
     CHECK(ec == asio::error::connection_reset);  // not a clean EOF: the client learns it was cut
-    REQUIRE(co_await finished(copy_done));
-    CHECK(result.error);
-    CHECK(result.a_to_b == 5);
+    REQUIRE(co_await finished(rig->done));
+    CHECK(rig->result.error);
+    CHECK(rig->result.a_to_b == 5);
   });
 }
 
@@ -280,11 +293,9 @@ TEST_CASE("tcp read_some returns queued bytes at once, waits for later ones, and
 
 TEST_CASE("a message that fills the copy buffer exactly leaves no buffer held while idle") {
   testing::run_coro([](asio::io_context&) -> asio::awaitable<void> {
-    auto [client, a] = co_await testing::loopback_pair();
-    auto [b, server] = co_await testing::loopback_pair();
-    CopyResult result;
-    bool copy_done = false;
-    spawn_copy(a, b, result, copy_done);
+    auto rig = co_await start_copy_rig();
+    tcp::socket& client = rig->client;
+    tcp::socket& server = rig->server;
     const auto settle = [&]() -> asio::awaitable<void> {
       asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(20));
       co_await t.async_wait(asio::use_awaitable);
@@ -309,9 +320,9 @@ TEST_CASE("a message that fills the copy buffer exactly leaves no buffer held wh
 
     client.shutdown(tcp::socket::shutdown_send);
     server.shutdown(tcp::socket::shutdown_send);
-    REQUIRE(co_await finished(copy_done));
-    CHECK(result.a_to_b == warmup.size() + message.size());
-    CHECK_FALSE(result.error);
+    REQUIRE(co_await finished(rig->done));
+    CHECK(rig->result.a_to_b == warmup.size() + message.size());
+    CHECK_FALSE(rig->result.error);
   });
 }
 
