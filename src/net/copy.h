@@ -203,35 +203,24 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, uint64_t& bytes, e
   for (;;) {
     std::pair<error_code, std::size_t> got{boost::asio::error::would_block, 0};
     if constexpr (CanTryRead<From>) {
-      if (!drained) {
-        // The last read filled the buffer, so more is probably queued; but a
-        // message that fills it exactly (1 KiB into the first 1 KiB buffer)
-        // leaves nothing. Look without waiting: if the connection went idle,
-        // it waits below without the buffer, like every idle connection.
+      // Read without waiting when bytes are probably there: at the start if
+      // the caller says so, and after a read that filled the buffer. Finding
+      // nothing (a message that filled the buffer exactly, say 1 KiB into
+      // the first 1 KiB buffer) counts as drained: the wait below then
+      // happens without the buffer, like every idle connection's.
+      if (readable_now || !drained) {
         ensure_buffer();
         got = try_read_some(from, boost::asio::buffer(buffer.get(), capacity));
         if (got.first == boost::asio::error::would_block) drained = true;
       }
     }
-    if (drained) {
+    readable_now = false;
+    if (drained && got.first == boost::asio::error::would_block) {
       buffer.reset();  // idle connections hold no copy buffer
       capacity = 0;
-      if constexpr (CanTryRead<From>) {
-        if (readable_now) {
-          ensure_buffer();
-          got = try_read_some(from, boost::asio::buffer(buffer.get(), capacity));
-          if (got.first == boost::asio::error::would_block) {
-            buffer.reset();
-            capacity = 0;
-          }
-        }
-      }
-      readable_now = false;
-      if (got.first == boost::asio::error::would_block) {
-        if (error_code ec = co_await wait_readable(from)) {
-          if (!failure && !aborted) failure = ec;
-          break;
-        }
+      if (error_code ec = co_await wait_readable(from)) {
+        if (!failure && !aborted) failure = ec;
+        break;
       }
     }
     if (got.first == boost::asio::error::would_block) {
