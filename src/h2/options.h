@@ -47,7 +47,7 @@ struct SessionOptions {
   // frame and keep it for the connection's life.
   std::size_t read_buffer_bytes = 64u << 10;
   std::size_t write_batch_bytes = 256u << 10;
-  std::uint32_t max_data_frame_bytes = 16u << 10;
+  std::uint32_t max_data_frame_bytes = 64u << 10;
 
   FloodLimits limits;
 
