@@ -3,9 +3,10 @@
 // Why not asio::ssl::stream: its engine moves ciphertext through a 17 KiB BIO
 // pair and an output buffer of the same size, so every TLS record costs one
 // sendto (~16 KiB) and every 17,408 bytes one recvfrom, plus two copies.
-// Here a BIO of our own appends sealed records to `pending_`, flushed with
-// one write of up to kFlushBytes; reads take up to kReadBytes of ciphertext
-// per recv and SSL_read decrypts from it in a loop.
+// Here a BIO of our own appends sealed records to `pending_`: a write seals
+// its whole batch (the session bounds it) and sends it with as few sends as
+// the socket allows; reads take up to kReadBytes of ciphertext per recv and
+// SSL_read decrypts from it in a loop.
 //
 // Socket calls are non-blocking sends and recvs made here, and Asio is only
 // asked to wait for readiness when one would block: Asio's own async
@@ -52,7 +53,7 @@ namespace ztunnel::h2 {
 
 class TlsTransport final : public Transport {
  public:
-  // Ciphertext read per recv; output flushed once this much is sealed.
+  // Ciphertext read per recv.
   static constexpr std::size_t kReadBytes = 128u << 10;
   // Until a recv fills it, the input buffer is this small (one full TLS 1.3
   // record): handshake flights, the h2 preface and small requests fit, and a
@@ -62,7 +63,6 @@ class TlsTransport final : public Transport {
   // The input buffer of a read that waits on a drained socket: an idle
   // connection holds this much; a request of a few KiB fits.
   static constexpr std::size_t kIdleReadBytes = 4u << 10;
-  static constexpr std::size_t kFlushBytes = 256u << 10;
 
   enum class Role { kClient, kServer };
 
@@ -113,6 +113,8 @@ class TlsTransport final : public Transport {
   boost::system::error_code send_pending();
   // Seals up to `size` bytes into records appended to pending_; the count taken.
   boost::system::result<std::size_t> seal(const std::uint8_t* data, std::size_t size);
+  // Seals every byte of `buffers` (each into records of its own).
+  boost::system::result<void> seal_all(std::span<const boost::asio::const_buffer> buffers);
   // The output buffer is sent: empty it, and give it back if the batch was small.
   void output_sent(std::size_t batch);
   boost::system::error_code ssl_error(int ret);

@@ -13,6 +13,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -311,6 +313,45 @@ TEST_CASE("TlsTransport: write_now sends what the socket takes, keeps the rest i
       CHECK_FALSE(co_await p.client->write({}));
     };
     auto [got, ec] = co_await (receive_all(*p.server, 64u << 10) && writer());
+    CHECK(ec == asio::error::eof);
+    CHECK(got == data);
+  });
+}
+
+TEST_CASE("TlsTransport: write seals every byte before it waits, so the caller may then reuse its buffers") {
+  Mesh mesh;
+  testing::run_coro([&](asio::io_context&) -> awaitable<void> {
+    auto p = co_await handshaken_pair(mesh);
+    // Small socket buffers and a reader that starts only after the writer
+    // waits: 2 MiB cannot leave at once.
+    p.client->socket().set_option(asio::socket_base::send_buffer_size(32u << 10));
+    p.server->socket().set_option(asio::socket_base::receive_buffer_size(32u << 10));
+    const auto data = pattern(2u << 20, 12);
+    std::vector<std::uint8_t> scratch = data;
+    const std::array<asio::const_buffer, 2> bufs = {asio::buffer(scratch.data(), 1000),
+                                                   asio::buffer(scratch.data() + 1000,
+                                                                scratch.size() - 1000)};
+    bool writing = false, wrote = false;
+    auto writer = [&]() -> awaitable<void> {
+      writing = true;
+      CHECK_FALSE(co_await p.client->write(bufs));
+      SSL_shutdown(p.client->native_handle());
+      CHECK_FALSE(co_await p.client->write({}));
+      wrote = true;
+    };
+    auto reader = [&]() -> awaitable<std::pair<std::vector<std::uint8_t>, error_code>> {
+      // Once the writer is inside write, it can only be suspended there
+      // (waiting for the socket): scribble over its buffers, then read.
+      asio::steady_timer tick(co_await asio::this_coro::executor);
+      while (!writing) {
+        tick.expires_after(1ms);
+        co_await tick.async_wait(asio::use_awaitable);
+      }
+      CHECK_FALSE(wrote);
+      std::fill(scratch.begin(), scratch.end(), std::uint8_t{0xee});
+      co_return co_await receive_all(*p.server, 64u << 10);
+    };
+    auto [got, ec] = co_await (reader() && writer());
     CHECK(ec == asio::error::eof);
     CHECK(got == data);
   });

@@ -41,7 +41,10 @@ class Transport {
   // Reads at least one byte; EOF as boost::asio::error::eof.
   virtual boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
       boost::asio::mutable_buffer buffer) = 0;
-  // Writes every byte of the gathered buffers.
+  // Writes every byte of the gathered buffers. Takes them (sends, seals or
+  // copies them) before it first suspends: the buffers need to stay valid
+  // and unchanged only until then. The session relies on this to write
+  // large DATA payloads straight from the writers' buffers.
   virtual boost::asio::awaitable<boost::system::error_code> write(
       std::span<const boost::asio::const_buffer> buffers) = 0;
   // Closes the underlying socket; pending operations complete with an error.
@@ -90,16 +93,21 @@ class StreamTransport final : public Transport {
 
   boost::asio::awaitable<boost::system::error_code> write(
       std::span<const boost::asio::const_buffer> buffers) override {
-    if (!kept_.empty()) {
-      auto [ec, n] = co_await boost::asio::async_write(
-          stream_, boost::asio::buffer(kept_), boost::asio::as_tuple(boost::asio::use_awaitable));
-      (void)n;
-      std::vector<std::uint8_t>().swap(kept_);
-      if (ec) co_return ec;
+    // Everything the socket does not take now is copied into kept_ first
+    // (Transport::write's contract); only then does the write wait.
+    if constexpr (kPlainSocket) {
+      if (auto kept = write_now(buffers); !kept) co_return kept.error();
+    } else {
+      for (const boost::asio::const_buffer& b : buffers) {
+        const auto* p = static_cast<const std::uint8_t*>(b.data());
+        kept_.insert(kept_.end(), p, p + b.size());
+      }
     }
+    if (kept_.empty()) co_return boost::system::error_code{};
     auto [ec, n] = co_await boost::asio::async_write(
-        stream_, buffers, boost::asio::as_tuple(boost::asio::use_awaitable));
+        stream_, boost::asio::buffer(kept_), boost::asio::as_tuple(boost::asio::use_awaitable));
     (void)n;
+    std::vector<std::uint8_t>().swap(kept_);
     co_return ec;
   }
 
