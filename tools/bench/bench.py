@@ -559,8 +559,9 @@ def machine(a):
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    # `run` names the commit the measured binaries were built from.
+    commit = os.environ.get("ZT_BUILD_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
     return (f"machine: {model}, {os.cpu_count()} cores, Linux {platform.release()}, "
             f"load average {load[0]:.2f} at start\n"
