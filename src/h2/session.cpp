@@ -13,6 +13,11 @@
 //   flip flags and cancel wake-up timers. They never throw, await or do I/O.
 //   Work they cannot do inline (returning connection credit, terminating the
 //   session, spawning request handlers) is queued and done in after_io().
+//   DATA for a stream with a sink (Stream::attach_sink: the copy to a TCP
+//   socket, waiting with nothing buffered) is only recorded too, and sent
+//   from the read buffer right after nghttp2_session_mem_recv returns
+//   (flush_sink_spans): no copy into the receive queue, and no wake-up of
+//   the reader, whose message would otherwise cost a scheduler pass.
 // - Wake-ups are steady_timers parked at time_point::max(); cancel() wakes
 //   the one coroutine waiting on it, which then re-checks its condition.
 //   send_wake_ wakes the send loop (anything that queues a frame: a submit,
@@ -41,12 +46,17 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <span>
 #include <unordered_map>
 #include <utility>
 
@@ -139,10 +149,16 @@ struct StreamState {
   std::uint32_t header_fields = 0;
   std::uint32_t empty_frames = 0;
   bool headers_done = false;  // request (server) / final response (client) complete
+  bool sink_spans_pending = false;  // DATA of this read awaits flush_sink_spans (see sink)
   int status = 0;
   Request request;
   Headers headers;  // client: response fields
   Headers trailers;
+
+  // Stream::attach_sink: DATA goes straight to this socket when nothing is
+  // buffered (Core::flush_sink_spans).
+  asio::ip::tcp::socket* sink = nullptr;
+  std::uint64_t* sink_bytes = nullptr;
 
   asio::steady_timer read_wake;
   asio::steady_timer write_wake;
@@ -226,6 +242,8 @@ class Core {
   void terminate(std::uint32_t code, error_code reason);
   void arm_force_close();
   void after_io();
+  // Sends (or queues, in order) the DATA recorded in sink_spans_.
+  void flush_sink_spans();
   void finish();
   void discard_buffered(StreamState& st);
   StreamState* find(std::int32_t id) {
@@ -305,6 +323,16 @@ class Core {
   std::optional<std::uint32_t> pending_terminate_;  // recorded by callbacks
   error_code pending_terminate_reason_;
   std::size_t pending_connection_consume_ = 0;  // credit for discarded bytes
+  // DATA for streams with a sink (Stream::attach_sink), recorded by
+  // on_data_chunk_recv and sent once nghttp2_session_mem_recv has returned:
+  // the bytes stay in the read buffer, recv_input_, until then.
+  struct SinkSpan {
+    std::shared_ptr<StreamState> stream;
+    const std::uint8_t* data;
+    std::size_t size;
+  };
+  std::vector<SinkSpan> sink_spans_;
+  std::span<const std::uint8_t> recv_input_;  // what mem_recv is parsing
   TokenBucket sent_resets_;
   std::uint64_t window_updates_recv_ = 0;  // see FloodLimits::window_update_base
   std::uint64_t data_units_sent_ = 0;  // DATA sent, in 4 KiB units (at least 1 a frame)
@@ -492,7 +520,11 @@ awaitable<void> Core::recv_loop() {
       fail(ec == asio::error::eof ? make_error_code(Errc::kConnectionClosed) : ec);
       co_return;
     }
+    recv_input_ = std::span<const std::uint8_t>(buf.get(), n);
     const ssize_t rv = nghttp2_session_mem_recv(ng_.get(), buf.get(), n);
+    recv_input_ = {};
+    // Before anything else runs: the spans point into buf.
+    if (!sink_spans_.empty()) flush_sink_spans();
     if (rv < 0) {
       std::uint32_t code = NGHTTP2_PROTOCOL_ERROR;
       error_code reason = make_error_code(Errc::kProtocolError);
@@ -1165,9 +1197,86 @@ int Core::on_data_chunk_recv(std::int32_t stream_id, const std::uint8_t* data, s
     pending_connection_consume_ += len;
     return 0;
   }
+  // A sink takes the bytes after this read (flush_sink_spans) if nothing is
+  // buffered ahead of them; spans already recorded for the stream keep
+  // their place in line. nghttp2 hands DATA over in place, from the buffer
+  // given to mem_recv; anything else is copied as usual.
+  const bool in_read_buffer = data >= recv_input_.data() &&
+                              data + len <= recv_input_.data() + recv_input_.size();
+  if (st->sink && in_read_buffer && st->open_for_data &&
+      (st->sink_spans_pending || (st->received.empty() && !st->received.pinned()))) {
+    st->sink_spans_pending = true;
+    sink_spans_.push_back(SinkSpan{streams_.at(stream_id), data, len});
+    return 0;
+  }
   st->received.append(data, len);
   st->read_wake.cancel();
   return 0;
+}
+
+namespace {
+// A non-blocking gathering send that never waits: returns what the socket
+// took (0 when it is full or failed; the reader then meets the error on its
+// own write).
+std::size_t send_without_waiting(asio::ip::tcp::socket& socket, iovec* iov, std::size_t count) {
+  if (!socket.is_open()) return 0;
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  for (;;) {
+    const ssize_t n = ::sendmsg(socket.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return 0;
+  }
+}
+}  // namespace
+
+void Core::flush_sink_spans() {
+  // Nothing below records spans: sends and wake-ups run no callbacks.
+  // Consecutive spans of one stream (a read often ends one frame and starts
+  // the next) leave in one send. Going through the spans in order, and
+  // sending only to streams with nothing buffered, keeps each stream's bytes
+  // in order even when its spans are interleaved with other streams'.
+  constexpr std::size_t kMaxGather = 16;
+  const std::size_t count = sink_spans_.size();
+  for (std::size_t first = 0; first < count;) {
+    StreamState& st = *sink_spans_[first].stream;
+    std::size_t end = first + 1;
+    while (end < count && end - first < kMaxGather && sink_spans_[end].stream.get() == &st) ++end;
+    // Callbacks of the same read may have reset or ended the stream since.
+    const bool wanted = !st.error && !st.app_reset && !st.discard;
+    std::size_t sent = 0;
+    if (wanted && st.sink && st.received.empty() && !st.received.pinned()) {
+      std::array<iovec, kMaxGather> iov;
+      for (std::size_t i = first; i < end; ++i) {
+        iov[i - first] = iovec{const_cast<std::uint8_t*>(sink_spans_[i].data), sink_spans_[i].size};
+      }
+      sent = send_without_waiting(*st.sink, iov.data(), end - first);
+      *st.sink_bytes += sent;
+      // The bytes have left: their credit goes back (stream and connection;
+      // only the connection's once nghttp2 has forgotten the stream).
+      if (sent > 0 && ng_) nghttp2_session_consume(ng_.get(), st.id, sent);
+    }
+    for (std::size_t i = first; i < end; ++i) {
+      const SinkSpan& span = sink_spans_[i];
+      const std::size_t taken = std::min(sent, span.size);
+      sent -= taken;
+      const std::size_t rest = span.size - taken;
+      if (rest == 0) continue;
+      if (wanted) {
+        st.received.append(span.data + taken, rest);
+        st.read_wake.cancel();
+      }
+      // Nobody will read them, or the stream has left the session (whose
+      // credit for buffered bytes went back when it closed): credit now.
+      if (!wanted || !st.core) pending_connection_consume_ += rest;
+    }
+    first = end;
+  }
+  for (const SinkSpan& span : sink_spans_) span.stream->sink_spans_pending = false;
+  sink_spans_.clear();
+  // Thousands of tiny DATA frames in one read need many spans, once.
+  if (sink_spans_.capacity() > 256) sink_spans_.shrink_to_fit();
 }
 
 int Core::on_stream_close(std::int32_t stream_id, std::uint32_t error_code) {
@@ -1453,7 +1562,10 @@ Stream& Stream::operator=(Stream&& other) noexcept {
 Stream::~Stream() { release(); }
 
 void Stream::release() noexcept {
-  if (state_ && state_->core) state_->core->release_stream(*state_);
+  if (!state_) return;
+  state_->sink = nullptr;  // the socket may go with the handle
+  state_->sink_bytes = nullptr;
+  if (state_->core) state_->core->release_stream(*state_);
   state_.reset();
 }
 
@@ -1479,6 +1591,18 @@ awaitable<std::tuple<error_code, asio::const_buffer>> Stream::read_view(std::siz
     }();
   }
   return stream_read_view(state_, max_bytes);
+}
+
+void Stream::attach_sink(asio::ip::tcp::socket& socket, std::uint64_t& bytes_sent) {
+  if (!state_) return;
+  state_->sink = &socket;
+  state_->sink_bytes = &bytes_sent;
+}
+
+void Stream::detach_sink() {
+  if (!state_) return;
+  state_->sink = nullptr;
+  state_->sink_bytes = nullptr;
 }
 
 void Stream::consume_view(std::size_t n) {

@@ -13,6 +13,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
@@ -92,6 +93,20 @@ class Stream {
   // Marks the first `n` bytes of the last view read (n <= its size; 0 puts
   // them back) and returns their flow-control credit to the peer.
   void consume_view(std::size_t n);
+
+  // Lets the session write received DATA straight to `socket` while nothing
+  // is buffered: right after the frames are parsed, a non-blocking send from
+  // the session's read buffer, so the bytes are neither copied into the
+  // receive queue nor handed over through a wake-up of the reader. What the
+  // socket does not take (or all of it, while bytes are buffered or the
+  // socket is closed) is buffered for the reader as usual, in order. Bytes
+  // sent are added to `*bytes_sent` and their credit goes back to the peer
+  // at once, as consume_view() would. For a read_view()/consume_view()
+  // reader that writes to the same socket: it must never be writing when
+  // nothing is buffered (true of a view reader, whose bytes stay buffered
+  // until consumed). `socket` and `bytes_sent` must outlive the attachment.
+  void attach_sink(boost::asio::ip::tcp::socket& socket, std::uint64_t& bytes_sent);
+  void detach_sink();
 
   // Writes all of `data`. Completes once every byte is framed into the
   // session's send batch (not when the peer has them); suspends while the peer's

@@ -17,6 +17,10 @@
 //                                                        until consume()
 //   void consume(S&, size_t n)                           those bytes are written out
 // The copy then writes from the source's own buffer: no copy buffer, no copy.
+// Such a source may also deliver to the destination itself while the copy
+// waits with nothing buffered (h2::Stream into a tcp::socket):
+//   G attach_sink(S&, D&, uint64_t& bytes)               a guard; delivery stops when
+//                                                        it is destroyed
 // Both directions run on the caller's executor (one thread): no locks.
 #pragma once
 
@@ -151,12 +155,28 @@ concept CanReadInPlace = requires(S& s, std::size_t n) {
   { consume(s, n) } -> std::same_as<void>;
 };
 
+template <class From, class To>
+concept CanSinkDirectly = requires(From& from, To& to, uint64_t& bytes) { attach_sink(from, to, bytes); };
+
+// The source's sink guard (see the top of this file), or nothing.
+template <class From, class To>
+auto attach_sink_if_any(From& from, To& to, uint64_t& bytes) {
+  if constexpr (CanSinkDirectly<From, To>) {
+    return attach_sink(from, to, bytes);
+  } else {
+    return 0;
+  }
+}
+
 // One direction from a source that can be read in place. The source keeps
 // the bytes until they are written out; consuming them only then keeps the
 // backpressure a copy buffer gives. Returns true on a clean half-close.
 template <class From, class To>
 boost::asio::awaitable<bool> copy_in_place(From& from, To& to, uint64_t& bytes, error_code& failure,
                                            bool& aborted) {
+  // Bytes that arrive while this waits may go out without it; what the
+  // destination does not take is buffered and written below as usual.
+  [[maybe_unused]] const auto sink = attach_sink_if_any(from, to, bytes);
   for (;;) {
     auto [ec, view] = co_await read_view(from, CopyBufferPolicy::kLarge);
     if (view.size() > 0) {

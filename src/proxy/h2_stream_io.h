@@ -3,9 +3,11 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "h2/session.h"
@@ -31,6 +33,27 @@ read_view(Stream& s, std::size_t max_bytes) {
 }
 
 inline void consume(Stream& s, std::size_t n) { s.consume_view(n); }
+
+// While the copy from `s` to `socket` waits, the session writes DATA to the
+// socket itself (Stream::attach_sink), counting it in `bytes`; detached when
+// this goes out of scope, before the copy returns and the socket can close.
+class SinkAttachment {
+ public:
+  SinkAttachment(Stream& s, boost::asio::ip::tcp::socket& socket, std::uint64_t& bytes) : s_(s) {
+    s_.attach_sink(socket, bytes);
+  }
+  ~SinkAttachment() { s_.detach_sink(); }
+  SinkAttachment(const SinkAttachment&) = delete;
+  SinkAttachment& operator=(const SinkAttachment&) = delete;
+
+ private:
+  Stream& s_;
+};
+
+inline SinkAttachment attach_sink(Stream& s, boost::asio::ip::tcp::socket& socket,
+                                  std::uint64_t& bytes) {
+  return SinkAttachment(s, socket, bytes);
+}
 
 inline boost::asio::awaitable<boost::system::error_code> write_all(Stream& s,
                                                                     boost::asio::const_buffer b) {

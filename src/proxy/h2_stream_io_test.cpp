@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -90,9 +91,12 @@ awaitable<std::shared_ptr<CopyTunnel>> open_copy_tunnel(asio::io_context& io) {
   co_return t;
 }
 
-// The h2 side takes the in-place path, the socket side the buffered one.
+// The h2 side takes the in-place path (with direct sends into a socket),
+// the socket side the buffered one.
 static_assert(net::detail::CanReadInPlace<h2::Stream>);
 static_assert(!net::detail::CanReadInPlace<tcp::socket>);
+static_assert(net::detail::CanSinkDirectly<h2::Stream, tcp::socket>);
+static_assert(!net::detail::CanSinkDirectly<tcp::socket, h2::Stream>);
 
 }  // namespace
 
@@ -143,6 +147,138 @@ TEST_CASE("a copy between an h2 stream and a TCP socket carries both directions 
     CHECK(copied->a_to_b == up.size());
     CHECK(copied->b_to_a == down.size());
     CHECK_FALSE(copied->error);
+    t->client->close();
+  }, 60s);
+}
+
+TEST_CASE("an attached sink takes DATA straight to its socket without a reader, and returns the window") {
+  testing::run_coro([](asio::io_context& io) -> awaitable<void> {
+    asio::local::stream_protocol::socket a(io), b(io);
+    asio::local::connect_pair(a, b);
+    auto [sink_socket, app] = co_await testing::loopback_pair();
+    // A small stream window: without the credit the sink gives back, the
+    // client would stop after 16 KiB.
+    h2::SessionOptions options = h2::SessionOptions::server_defaults();
+    options.stream_window = 16u << 10;
+    std::optional<h2::Stream> server_stream;
+    std::uint64_t sunk = 0;
+    h2::ServerSession server(
+        h2::make_transport(std::move(b)),
+        [&](h2::IncomingRequest req) -> awaitable<void> {
+          req.stream.respond(200);
+          req.stream.attach_sink(sink_socket, sunk);
+          server_stream.emplace(std::move(req.stream));  // no reader: nobody calls read_*
+          co_return;
+        },
+        options);
+    h2::ClientSession client(h2::make_transport(std::move(a)));
+    asio::co_spawn(io, server.run(), asio::detached);
+    asio::co_spawn(io, client.run(), asio::detached);
+    auto r = co_await client.open_stream("10.0.0.2:80");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    REQUIRE(server_stream);
+
+    // 200 KiB in odd pieces: more than twelve windows, all through the sink.
+    const auto data = pattern(200'000, 7);
+    std::vector<std::uint8_t> got(data.size());
+    bool written = false;
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+      for (std::size_t off = 0; off < data.size(); off += 7'001) {
+        const std::size_t n = std::min<std::size_t>(7'001, data.size() - off);
+        auto [ec, taken] = co_await r->stream.write(asio::buffer(data.data() + off, n));
+        REQUIRE_FALSE(ec);
+      }
+      written = true;
+    }, asio::detached);
+    auto [rec, n] = co_await asio::async_read(app, asio::buffer(got), use_nothrow);
+    REQUIRE_FALSE(rec);
+    CHECK(got == data);
+    CHECK(sunk == data.size());
+    CHECK(server_stream->buffered_bytes() == 0);
+    asio::steady_timer poll(io);
+    for (int i = 0; i < 200 && !written; ++i) {
+      poll.expires_after(5ms);
+      co_await poll.async_wait(use_nothrow);
+    }
+    CHECK(written);
+
+    // Detached, DATA waits in the stream for a reader again, and the socket
+    // gets nothing more.
+    server_stream->detach_sink();
+    const auto more = pattern(5'000, 8);
+    auto [wec, taken] = co_await r->stream.write(asio::buffer(more));
+    REQUIRE_FALSE(wec);
+    for (int i = 0; i < 200 && server_stream->buffered_bytes() < more.size(); ++i) {
+      poll.expires_after(5ms);
+      co_await poll.async_wait(use_nothrow);
+    }
+    CHECK(server_stream->buffered_bytes() == more.size());
+    CHECK(sunk == data.size());
+    std::vector<std::uint8_t> extra(more.size());
+    auto [view_ec, view] = co_await server_stream->read_view(more.size());
+    REQUIRE_FALSE(view_ec);
+    CHECK(std::equal(more.begin(), more.end(), static_cast<const std::uint8_t*>(view.data()),
+                     static_cast<const std::uint8_t*>(view.data()) + view.size()));
+    std::size_t available = 0;
+    app.non_blocking(true);
+    error_code avail_ec;
+    available = app.available(avail_ec);
+    CHECK(available == 0);
+    client.close();
+  });
+}
+
+TEST_CASE("a copy into a socket that is slower than the tunnel keeps every byte in order") {
+  testing::run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto t = co_await open_copy_tunnel(io);
+    // Small socket buffers: the session's direct sends come up short, the
+    // rest queues for the copy, and direct sends resume once it has drained.
+    t->upstream_end.set_option(asio::socket_base::send_buffer_size(8192));
+    t->app.set_option(asio::socket_base::receive_buffer_size(8192));
+    const auto data = pattern(3'000'017, 9);
+    bool written = false;
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+      std::size_t piece = 1;
+      for (std::size_t off = 0; off < data.size();) {
+        const std::size_t n = std::min(piece, data.size() - off);
+        auto [ec, taken] = co_await t->stream.write(asio::buffer(data.data() + off, n));
+        REQUIRE_FALSE(ec);
+        off += n;
+        piece = piece * 7 % 100'003 + 1;  // 1 byte to ~100 KB
+      }
+      t->stream.shutdown_write();
+      written = true;
+    }, asio::detached);
+    // The app reads in bursts with pauses, so the socket keeps filling up.
+    std::vector<std::uint8_t> got;
+    std::vector<std::uint8_t> chunk(20'000);
+    asio::steady_timer pause(io);
+    error_code end;
+    for (int reads = 0;; ++reads) {
+      auto [ec, n] = co_await t->app.async_read_some(asio::buffer(chunk), use_nothrow);
+      got.insert(got.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+      if (ec) {
+        end = ec;
+        break;
+      }
+      if (reads % 16 == 0) {
+        pause.expires_after(1ms);
+        co_await pause.async_wait(use_nothrow);
+      }
+    }
+    CHECK(end == asio::error::eof);
+    CHECK(written);
+    CHECK(got.size() == data.size());
+    CHECK(got == data);
+    t->app.shutdown(tcp::socket::shutdown_send);  // the other direction ends too
+    asio::steady_timer poll(io);
+    for (int i = 0; i < 400 && !t->copied; ++i) {
+      poll.expires_after(5ms);
+      co_await poll.async_wait(use_nothrow);
+    }
+    REQUIRE(t->copied);
+    CHECK(t->copied->a_to_b == data.size());
     t->client->close();
   }, 60s);
 }
