@@ -1275,8 +1275,10 @@ void Core::flush_sink_spans() {
   }
   for (const SinkSpan& span : sink_spans_) span.stream->sink_spans_pending = false;
   sink_spans_.clear();
-  // Thousands of tiny DATA frames in one read need many spans, once.
-  if (sink_spans_.capacity() > 256) sink_spans_.shrink_to_fit();
+  // One or two spans a read are the rule (a message, or a bulk stream's
+  // frames); a read that carried many streams' DATA (or a peer's tiny
+  // frames) does not leave its list allocated on an idle connection.
+  if (sink_spans_.capacity() > 16) std::vector<SinkSpan>().swap(sink_spans_);
 }
 
 int Core::on_stream_close(std::int32_t stream_id, std::uint32_t error_code) {
