@@ -1565,8 +1565,7 @@ Stream::~Stream() { release(); }
 
 void Stream::release() noexcept {
   if (!state_) return;
-  state_->sink = nullptr;  // the socket may go with the handle
-  state_->sink_bytes = nullptr;
+  detach_sink();  // the socket may go with the handle
   if (state_->core) state_->core->release_stream(*state_);
   state_.reset();
 }

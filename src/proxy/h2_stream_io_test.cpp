@@ -229,6 +229,87 @@ TEST_CASE("an attached sink takes DATA straight to its socket without a reader, 
   });
 }
 
+// A server stream with a sink attached and no reader, as in the test above.
+struct SinkTunnel {
+  tcp::socket sink_socket;
+  tcp::socket app;
+  std::uint64_t sunk = 0;
+  std::optional<h2::Stream> server_stream;
+  std::optional<h2::ServerSession> server;
+  std::optional<h2::ClientSession> client;
+  h2::Stream stream;  // the client's side
+};
+
+awaitable<std::shared_ptr<SinkTunnel>> open_sink_tunnel(asio::io_context& io) {
+  asio::local::stream_protocol::socket a(io), b(io);
+  asio::local::connect_pair(a, b);
+  auto [sink_socket, app] = co_await testing::loopback_pair();
+  auto t = std::make_shared<SinkTunnel>(SinkTunnel{std::move(sink_socket), std::move(app), 0, {}, {}, {}, {}});
+  SinkTunnel* raw = t.get();
+  t->server.emplace(h2::make_transport(std::move(b)), [raw](h2::IncomingRequest req) -> awaitable<void> {
+    req.stream.respond(200);
+    req.stream.attach_sink(raw->sink_socket, raw->sunk);
+    raw->server_stream.emplace(std::move(req.stream));
+    co_return;
+  });
+  t->client.emplace(h2::make_transport(std::move(a)));
+  asio::co_spawn(io, t->server->run(), asio::detached);
+  asio::co_spawn(io, t->client->run(), asio::detached);
+  auto r = co_await t->client->open_stream("10.0.0.2:80");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  t->stream = std::move(r->stream);
+  co_return t;
+}
+
+TEST_CASE("a peer's one-byte DATA frames, many to a read, reach the sink in order") {
+  testing::run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto t = co_await open_sink_tunnel(io);
+    // 3,000 one-byte writes: a frame each, dozens of them in each read the
+    // server makes, so one read's spans need several gathered sends.
+    const auto data = pattern(3'000, 11);
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+      for (std::uint8_t byte : data) {
+        auto [ec, taken] = co_await t->stream.write(asio::buffer(&byte, 1));
+        REQUIRE_FALSE(ec);
+        CHECK(taken == 1);
+      }
+    }, asio::detached);
+    std::vector<std::uint8_t> got(data.size());
+    auto [ec, n] = co_await asio::async_read(t->app, asio::buffer(got), use_nothrow);
+    REQUIRE_FALSE(ec);
+    CHECK(got == data);
+    CHECK(t->sunk == data.size());
+    REQUIRE(t->server_stream);
+    CHECK(t->server_stream->buffered_bytes() == 0);
+    t->client->close();
+  });
+}
+
+TEST_CASE("DATA for a sink whose socket is closed waits in the stream for the reader") {
+  testing::run_coro([](asio::io_context& io) -> awaitable<void> {
+    auto t = co_await open_sink_tunnel(io);
+    REQUIRE(t->server_stream);
+    t->sink_socket.close();
+    const auto data = pattern(10'000, 12);
+    auto [wec, taken] = co_await t->stream.write(asio::buffer(data));
+    REQUIRE_FALSE(wec);
+    asio::steady_timer poll(io);
+    for (int i = 0; i < 200 && t->server_stream->buffered_bytes() < data.size(); ++i) {
+      poll.expires_after(5ms);
+      co_await poll.async_wait(use_nothrow);
+    }
+    CHECK(t->server_stream->buffered_bytes() == data.size());
+    CHECK(t->sunk == 0);
+    std::vector<std::uint8_t> got(data.size());
+    auto [rec, n] = co_await t->server_stream->read_some(asio::buffer(got));
+    REQUIRE_FALSE(rec);
+    CHECK(n == data.size());
+    CHECK(got == data);
+    t->client->close();
+  });
+}
+
 TEST_CASE("a copy into a socket that is slower than the tunnel keeps every byte in order") {
   testing::run_coro([](asio::io_context& io) -> awaitable<void> {
     auto t = co_await open_copy_tunnel(io);
