@@ -59,6 +59,18 @@ awaitable<std::vector<std::uint8_t>> read_to_end(h2::Stream& s, error_code& end)
   }
 }
 
+// Runs both sessions of a test tunnel and opens its stream from the client
+// (the server's handler answers 200).
+awaitable<h2::Stream> run_and_open(asio::io_context& io, h2::ServerSession& server,
+                                   h2::ClientSession& client) {
+  asio::co_spawn(io, server.run(), asio::detached);
+  asio::co_spawn(io, client.run(), asio::detached);
+  auto r = co_await client.open_stream("10.0.0.2:80");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  co_return std::move(r->stream);
+}
+
 // A tunnel through a client and a server session over a socketpair; the
 // server's handler copies its stream to `upstream_end`, as inbound does, and
 // the test holds `app`, the upstream connection's far end.
@@ -82,12 +94,7 @@ awaitable<std::shared_ptr<CopyTunnel>> open_copy_tunnel(asio::io_context& io) {
     raw->copied = co_await net::copy_bidirectional(req.stream, raw->upstream_end);
   });
   t->client.emplace(h2::make_transport(std::move(a)));
-  asio::co_spawn(io, t->server->run(), asio::detached);
-  asio::co_spawn(io, t->client->run(), asio::detached);
-  auto r = co_await t->client->open_stream("10.0.0.2:80");
-  REQUIRE(r);
-  REQUIRE(r->status == 200);
-  t->stream = std::move(r->stream);
+  t->stream = co_await run_and_open(io, *t->server, *t->client);
   co_return t;
 }
 
@@ -253,12 +260,7 @@ awaitable<std::shared_ptr<SinkTunnel>> open_sink_tunnel(asio::io_context& io) {
     co_return;
   });
   t->client.emplace(h2::make_transport(std::move(a)));
-  asio::co_spawn(io, t->server->run(), asio::detached);
-  asio::co_spawn(io, t->client->run(), asio::detached);
-  auto r = co_await t->client->open_stream("10.0.0.2:80");
-  REQUIRE(r);
-  REQUIRE(r->status == 200);
-  t->stream = std::move(r->stream);
+  t->stream = co_await run_and_open(io, *t->server, *t->client);
   co_return t;
 }
 
